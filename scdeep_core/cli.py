@@ -1,0 +1,145 @@
+"""Command line: ``python -m scdeep_core fit INPUT --method desc|scdcc ...``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from .config import CONFIG_CLASSES, ConfigError, ConstraintConfig
+from .errors import InputError
+
+EPILOG = """examples:
+  python -m scdeep_core fit counts.h5ad --method scdcc --n-clusters 8 --label-key cell_type
+  python -m scdeep_core fit filtered_feature_bc_matrix.h5 --method desc --resolution 0.8 --out run1
+  python -m scdeep_core fit data.h5ad --method scdcc --n-clusters 8 --constraints labels --constraint-label-key cell_type --fraction 0.1
+  python -m scdeep_core fit builtin:pbmc68k_reduced --method desc --label-key bulk_labels
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render ``--help``)."""
+    parser = argparse.ArgumentParser(prog="python -m scdeep_core", description="Deep-learning clustering of single-cell counts (DESC, scDCC).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="Cluster a counts file.", description="Cluster the cells of a counts file with DESC or scDCC.",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit.add_argument("input", help="h5ad, 10x .h5, 10x folder/.zip/.tar.gz, CSV/TSV(.gz), .loom, scDCC .h5 (X/Y), or builtin:pbmc68k_reduced / builtin:simulated")
+    fit.add_argument("--method", choices=sorted(CONFIG_CLASSES), default="scdcc", help="desc: MSE autoencoder + KL; scdcc: ZINB autoencoder + KL (+ constraints). Default: scdcc.")
+    k = fit.add_mutually_exclusive_group()
+    k.add_argument("--n-clusters", type=int, help="Number of clusters k (KMeans initialisation).")
+    k.add_argument("--resolution", type=float, help="Leiden resolution when k is unknown (default 1.0).")
+    fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
+    fit.add_argument("--out", type=Path, help="Folder for result.h5ad, config.json, history.csv, labels.csv (default: <input stem>_<method>).")
+    fit.add_argument("--key", help="Prefix of the result keys in the AnnData (default: the method name).")
+    fit.add_argument("--orientation", choices=["auto", "cells_x_genes", "genes_x_cells"], default="auto", help="Orientation of a CSV/TSV input.")
+    fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
+    fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding (saves ~10-30 s).")
+    fit.add_argument("--quiet", action="store_true", help="No progress bar.")
+    hp = fit.add_argument_group("hyperparameters (defaults depend on the method)")
+    for name in ("seed", "latent_dim", "pretrain_epochs", "max_cluster_epochs", "batch_size", "lr", "cluster_lr", "alpha", "tol",
+                 "update_interval", "n_top_genes", "n_neighbors", "noise_sigma", "gamma", "dropout"):
+        typ = float if name in ("lr", "cluster_lr", "alpha", "tol", "noise_sigma", "gamma", "dropout") else int
+        hp.add_argument(f"--{name.replace('_', '-')}", type=typ, help=_help(name))
+    hp.add_argument("--hidden-dims", type=lambda s: tuple(int(v) for v in s.split(",")), help="Encoder hidden widths, comma separated, e.g. 256,64.")
+    c = fit.add_argument_group("scDCC pairwise constraints")
+    c.add_argument("--constraints", choices=["none", "labels", "pairs", "obsm"], default="none", help="Source of must-link / cannot-link pairs.")
+    c.add_argument("--constraint-label-key", help="obs column whose labels give pairs (--constraints labels).")
+    c.add_argument("--fraction", type=float, default=0.1, help="Fraction of cells whose labels are revealed (default 0.1).")
+    c.add_argument("--n-pairs", type=int, default=2000, help="Number of pairs to draw (default 2000).")
+    c.add_argument("--pairs", dest="pairs_path", help="CSV with columns cell1, cell2, type (ml/cl) (--constraints pairs).")
+    c.add_argument("--obsm-key", help="obsm matrix such as protein levels (--constraints obsm).")
+    c.add_argument("--ml-weight", type=float, default=1.0, help="Weight of the must-link loss.")
+    c.add_argument("--cl-weight", type=float, default=1.0, help="Weight of the cannot-link loss.")
+    return parser
+
+
+def _help(name: str) -> str:
+    for cls in CONFIG_CLASSES.values():
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                return f.metadata.get("help", "")
+    return ""
+
+
+def _config_from_args(args: argparse.Namespace):
+    cls = CONFIG_CLASSES[args.method]
+    names = {f.name for f in dataclasses.fields(cls)}
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None and n != "constraints"}
+    if args.method == "scdcc":
+        overrides["constraints"] = ConstraintConfig(
+            source=args.constraints, label_key=args.constraint_label_key, fraction=args.fraction, n_pairs=args.n_pairs,
+            pairs_path=args.pairs_path, obsm_key=args.obsm_key, ml_weight=args.ml_weight, cl_weight=args.cl_weight,
+        )
+    elif args.constraints != "none":
+        raise ConfigError("Pairwise constraints are an scDCC feature: use --method scdcc.")
+    return cls(**overrides)
+
+
+class _Progress:
+    """A tqdm bar over epochs (pretraining + clustering upper bound)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, event) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}")
+        self.bar.n = int(event.progress * 100)
+        post = [event.phase, f"epoch {event.epoch}"]
+        post += [f"{k}={v:.4f}" for k, v in event.losses.items() if k != "total"]
+        if event.delta_label is not None:
+            post.append(f"delta={event.delta_label:.4f}")
+        if event.ari is not None:
+            post.append(f"ARI={event.ari:.3f}")
+        if event.eta:
+            post.append(f"left<={event.eta:.0f}s")
+        self.bar.set_postfix_str(" ".join(post), refresh=True)
+        if event.phase in ("done", "stopped"):
+            self.bar.close()
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from . import api, datasets, io, results
+
+    t0 = time.perf_counter()
+    cfg = _config_from_args(args)
+    if args.input.startswith("builtin:"):
+        adata = datasets.load_builtin(args.input.split(":", 1)[1])
+        stem = args.input.split(":", 1)[1]
+    else:
+        adata = io.read_counts(args.input, orientation=args.orientation, max_bytes=int(args.max_gb * 1024**3))
+        stem = Path(args.input).name.split(".")[0]
+    for note in adata.uns.get("scdeep_io", {}).get("notes", []):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    result = api.fit(adata, args.method, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not args.no_umap:
+        from .embedding import add_umap
+
+        add_umap(adata, result.key, seed=cfg.seed)
+    out = args.out or Path(f"{stem}_{args.method}")
+    paths = results.save_run(adata, result, out)
+    wall = time.perf_counter() - t0
+    scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
+    print(f"{args.method}: k={result.n_clusters} {scores} wall={wall:.1f}s stage={result.stage} -> {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input or settings)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "fit":
+            return run_fit(args)
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1

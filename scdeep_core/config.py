@@ -1,0 +1,177 @@
+"""Validated hyperparameters of DESC and scDCC.
+
+The dataclasses also drive the dashboard's form: every field carries a one-line ``help``
+in its metadata, and ``bounds`` where the value has a range.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A hyperparameter is out of range; the message says which and what is allowed."""
+
+
+def _f(default: Any, help: str, bounds: tuple[float | None, float | None] | None = None, **kw: Any) -> Any:
+    metadata = {"help": help, "bounds": bounds}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
+
+
+@dataclass
+class ConstraintConfig:
+    """Where scDCC's pairwise must-link / cannot-link constraints come from.
+
+    ``source`` is one of ``"none"``, ``"labels"`` (a random ``fraction`` of cells whose
+    ``label_key`` is known; ``n_pairs`` random pairs among them), ``"pairs"`` (a CSV of
+    cell names or indices, see :func:`scdeep_core.constraints.read_pair_file`) or
+    ``"obsm"`` (a numeric matrix such as protein levels: pairs closer than the
+    ``ml_percentile``-th distance percentile must link, farther than ``cl_percentile`` cannot).
+    """
+
+    source: str = _f("none", "Constraint source: none, labels, pairs or obsm.")
+    label_key: str | None = _f(None, "obs column whose known labels give constraints (source=labels).")
+    fraction: float = _f(0.1, "Fraction of cells whose labels are revealed (source=labels).", (0.0, 1.0))
+    n_pairs: int = _f(2000, "Number of random pairs to draw (labels / obsm).", (1, None))
+    error_rate: float = _f(0.0, "Fraction of label pairs flipped to simulate annotation errors.", (0.0, 1.0))
+    pairs_path: str | None = _f(None, "CSV file of pairs: columns cell1, cell2, type (ml/cl) (source=pairs).")
+    obsm_key: str | None = _f(None, "obsm matrix (e.g. protein levels) used for constraints (source=obsm).")
+    ml_percentile: float = _f(0.5, "Pairs below this distance percentile must link (source=obsm).", (0.0, 100.0))
+    cl_percentile: float = _f(95.0, "Pairs above this distance percentile cannot link (source=obsm).", (0.0, 100.0))
+    ml_weight: float = _f(1.0, "Weight of the must-link loss.", (0.0, None))
+    cl_weight: float = _f(1.0, "Weight of the cannot-link loss.", (0.0, None))
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` if a value is out of range."""
+        _check_bounds(self)
+        sources = ("none", "labels", "pairs", "obsm")
+        if self.source not in sources:
+            raise ConfigError(f"constraints.source must be one of {sources}, got {self.source!r}.")
+        if self.source == "labels" and not self.label_key:
+            raise ConfigError("constraints.source='labels' needs constraints.label_key (an obs column).")
+        if self.source == "pairs" and not self.pairs_path:
+            raise ConfigError("constraints.source='pairs' needs constraints.pairs_path (a CSV of pairs).")
+        if self.source == "obsm" and not self.obsm_key:
+            raise ConfigError("constraints.source='obsm' needs constraints.obsm_key (e.g. 'protein').")
+        if self.ml_percentile >= self.cl_percentile:
+            raise ConfigError("constraints.ml_percentile must be below constraints.cl_percentile.")
+
+
+@dataclass
+class BaseConfig:
+    """Settings shared by both methods (see the subclasses for their defaults)."""
+
+    n_clusters: int | None = _f(None, "Number of clusters k (KMeans initialisation). Leave empty to let Leiden choose.", (2, None))
+    resolution: float = _f(1.0, "Leiden resolution used when k is not given: higher gives more clusters.", (0.01, 10.0))
+    n_neighbors: int = _f(15, "Neighbours in the kNN graph used by Leiden.", (2, 200))
+    n_top_genes: int = _f(2000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
+    scale_max_value: float = _f(10.0, "Clip scaled values at +/- this many standard deviations.", (1.0, None))
+    hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
+    latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
+    pretrain_epochs: int = _f(200, "Maximum autoencoder pretraining epochs.", (0, 100000))
+    pretrain_patience: int = _f(10, "Stop pretraining after this many epochs without improvement (0: never).", (0, None))
+    pretrain_min_delta: float = _f(1e-3, "Relative loss improvement that counts as progress in pretraining.", (0.0, 1.0))
+    lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0))
+    cluster_lr: float = _f(1e-4, "Learning rate of the clustering stage.", (1e-7, 10.0))
+    max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
+    batch_size: int = _f(256, "Cells per minibatch.", (2, 100000))
+    alpha: float = _f(1.0, "Degrees of freedom of the Student's t soft assignment.", (0.01, 100.0))
+    tol: float = _f(0.001, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
+    update_interval: int = _f(1, "Epochs between updates of the target distribution P.", (1, 1000))
+    seed: int = _f(0, "Random seed (same seed + config = same labels on CPU).", (0, 2**32 - 1))
+    snapshot_cells: int = _f(1500, "Cells shown in the live embedding snapshots.", (10, 100000))
+
+    method = "base"
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` with a clear message if a value is out of range."""
+        _check_bounds(self)
+        if any(h < 1 for h in self.hidden_dims):
+            raise ConfigError(f"hidden_dims must be positive integers, got {self.hidden_dims}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form of the configuration (with the method name)."""
+        d = dataclasses.asdict(self)
+        d["hidden_dims"] = list(self.hidden_dims)
+        d["method"] = self.method
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BaseConfig":
+        """Build a config from :meth:`to_dict` output (unknown keys are an error)."""
+        d = dict(d)
+        d.pop("method", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"Unknown {cls.__name__} settings: {sorted(unknown)}. Known: {sorted(names)}.")
+        if isinstance(d.get("constraints"), dict):
+            d["constraints"] = ConstraintConfig(**d["constraints"])
+        return cls(**d)
+
+
+@dataclass
+class DESCConfig(BaseConfig):
+    """DESC (Li et al. 2020): MSE autoencoder with tanh bottleneck, then KL on the encoder only."""
+
+    hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
+    latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
+    n_top_genes: int = _f(1000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
+    dropout: float = _f(0.2, "Dropout in pretraining.", (0.0, 0.9))
+    n_neighbors: int = _f(10, "Neighbours in the kNN graph used by Leiden (DESC uses 10).", (2, 200))
+    cluster_lr: float = _f(0.01, "Learning rate of the clustering stage (SGD, momentum 0.9).", (1e-7, 10.0))
+    tol: float = _f(0.005, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
+    max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
+
+    method = "desc"
+
+
+@dataclass
+class SCDCCConfig(BaseConfig):
+    """scDCC (Tian et al. 2021): ZINB autoencoder, then gamma * KL + ZINB (+ pairwise constraints)."""
+
+    noise_sigma: float = _f(2.5, "Std of Gaussian noise added to the input while training.", (0.0, 100.0))
+    gamma: float = _f(1.0, "Weight of the clustering (KL) loss against ZINB reconstruction.", (0.0, 1000.0))
+    ridge: float = _f(0.0, "Ridge penalty on the dropout probability pi.", (0.0, None))
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig, metadata={"help": "Pairwise constraints.", "bounds": None})
+
+    method = "scdcc"
+
+    def validate(self) -> None:  # noqa: D102 - documented on the base class
+        super().validate()
+        if isinstance(self.constraints, dict):
+            self.constraints = ConstraintConfig(**self.constraints)
+        self.constraints.validate()
+
+
+CONFIG_CLASSES: dict[str, type[BaseConfig]] = {"desc": DESCConfig, "scdcc": SCDCCConfig}
+
+
+def config_for(method: str, **overrides: Any) -> BaseConfig:
+    """Default config of ``method`` (``"desc"`` or ``"scdcc"``) with ``overrides`` applied."""
+    try:
+        cls = CONFIG_CLASSES[method.lower()]
+    except KeyError:
+        raise ConfigError(f"Unknown method {method!r}: choose 'desc' or 'scdcc'.") from None
+    return cls(**overrides)
+
+
+def _check_bounds(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        bounds = f.metadata.get("bounds")
+        value = getattr(cfg, f.name)
+        if bounds is None or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{f.name} must be a number, got {value!r}.")
+        lo, hi = bounds
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise ConfigError(f"{f.name} = {value} is out of range {rng}: {f.metadata['help']}")

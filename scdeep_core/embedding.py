@@ -1,0 +1,30 @@
+"""UMAP of a method's embedding (the 2-D picture users explore)."""
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+
+from .graph import knn
+
+
+def umap_coords(z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, n_epochs: int | None = None) -> np.ndarray:
+    """2-D UMAP of ``z``, using exact scikit-learn neighbours (skips pynndescent's compile)."""
+    import umap
+
+    k = min(n_neighbors, z.shape[0] - 1)
+    idx, dist = knn(z, k)
+    # umap wants each point as its own first neighbour.
+    idx = np.hstack([np.arange(len(z))[:, None], idx])
+    dist = np.hstack([np.zeros((len(z), 1)), dist])
+    reducer = umap.UMAP(n_neighbors=k + 1, random_state=seed, n_epochs=n_epochs, precomputed_knn=(idx, dist, None))
+    return reducer.fit_transform(z).astype(np.float32)
+
+
+def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """Compute the UMAP of ``obsm[f"X_{key}"]`` into ``obsm[f"X_{key}_umap"]`` (NaN rows stay NaN)."""
+    z = np.asarray(adata.obsm[f"X_{key}"])
+    ok = ~np.isnan(z).any(axis=1)
+    coords = np.full((len(z), 2), np.nan, dtype=np.float32)
+    coords[ok] = umap_coords(z[ok], n_neighbors=n_neighbors, seed=seed)
+    adata.obsm[f"X_{key}_umap"] = coords
+    return coords

@@ -1,0 +1,78 @@
+"""What a training run tells its listeners, and how a listener asks it to stop."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class EmbeddingSnapshot:
+    """A 2-D view of (a subsample of) the embedding at one moment of training.
+
+    Coordinates come from one fixed linear projection chosen at the start of the
+    clustering stage, so successive snapshots are comparable: cells visibly move.
+    """
+
+    coords: np.ndarray  # (m, 2)
+    labels: np.ndarray  # (m,)
+    confidence: np.ndarray  # (m,) max q
+    centroids: np.ndarray  # (k, 2)
+    update: int  # target-update count
+
+
+@dataclass
+class TrainingEvent:
+    """One progress record, emitted at the end of every epoch (and at phase changes).
+
+    ``phase`` is ``"pretrain"``, ``"init"`` (clusters initialised), ``"cluster"``,
+    ``"done"`` or ``"stopped"``. ``losses`` maps each loss term to its epoch mean.
+    """
+
+    phase: str
+    epoch: int
+    max_epochs: int
+    losses: dict[str, float] = field(default_factory=dict)
+    delta_label: float | None = None
+    ari: float | None = None
+    nmi: float | None = None
+    n_clusters: int | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+    progress: float = 0.0
+    snapshot: EmbeddingSnapshot | None = None
+    message: str = ""
+
+    def as_row(self) -> dict[str, float | int | str | None]:
+        """Flat record for a loss-history table (no snapshot)."""
+        row: dict[str, float | int | str | None] = {
+            "phase": self.phase,
+            "epoch": self.epoch,
+            "delta_label": self.delta_label,
+            "ari": self.ari,
+            "nmi": self.nmi,
+            "n_clusters": self.n_clusters,
+            "elapsed": self.elapsed,
+        }
+        row.update({f"loss_{k}": v for k, v in self.losses.items()})
+        return row
+
+
+Callback = Callable[[TrainingEvent], None]
+
+
+class StopToken:
+    """Cooperative stop: the training loop checks it between minibatches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the run to stop at the next minibatch boundary."""
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()

@@ -1,0 +1,73 @@
+"""kNN graph and Leiden communities on an embedding, without numba.
+
+scanpy's ``pp.neighbors`` pays ~33 s of numba compilation in every new process (see
+platform notes). Embeddings here are small (<= 64 dimensions), so exact neighbours from
+scikit-learn are fast, and UMAP's fuzzy connectivities are a few vectorised NumPy lines.
+"""
+from __future__ import annotations
+
+import random
+
+import igraph as ig
+import numpy as np
+import scipy.sparse as sp
+from sklearn.neighbors import NearestNeighbors
+
+
+def knn(z: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of each cell's ``n_neighbors`` nearest neighbours (itself excluded)."""
+    k = min(n_neighbors, z.shape[0] - 1)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(z)
+    dist, idx = nn.kneighbors(z)
+    return idx[:, 1:], dist[:, 1:]
+
+
+def fuzzy_connectivities(indices: np.ndarray, distances: np.ndarray) -> sp.csr_matrix:
+    """UMAP's fuzzy simplicial set of a kNN graph (the weights scanpy's Leiden uses).
+
+    For each cell, ``w_ij = exp(-(d_ij - rho_i) / sigma_i)`` with ``rho_i`` the nearest
+    distance and ``sigma_i`` chosen so that ``sum_j w_ij = log2(k)``; then the fuzzy
+    union ``W + W^T - W * W^T``.
+    """
+    n, k = indices.shape
+    rho = distances[:, :1]
+    shifted = np.maximum(distances - rho, 0.0)
+    target = np.log2(k)
+    lo, hi = np.zeros((n, 1)), np.full((n, 1), np.inf)
+    sigma = np.ones((n, 1))
+    for _ in range(64):  # bisection on all cells at once
+        total = np.exp(-shifted / sigma).sum(axis=1, keepdims=True)
+        too_big = total > target
+        hi = np.where(too_big, sigma, hi)
+        lo = np.where(too_big, lo, sigma)
+        sigma = np.where(np.isinf(hi), sigma * 2, (lo + hi) / 2)
+    weights = np.exp(-shifted / np.maximum(sigma, 1e-12))
+    rows = np.repeat(np.arange(n), k)
+    w = sp.csr_matrix((weights.ravel(), (rows, indices.ravel())), shape=(n, n))
+    wt = w.T.tocsr()
+    return (w + wt - w.multiply(wt)).tocsr()
+
+
+def leiden(connectivities: sp.csr_matrix, resolution: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Leiden communities (modularity, igraph) of a weighted graph; labels ordered by size."""
+    upper = sp.triu(connectivities, k=1).tocoo()
+    g = ig.Graph(n=connectivities.shape[0], edges=np.column_stack([upper.row, upper.col]).tolist(), directed=False)
+    g.es["weight"] = upper.data.tolist()
+    # igraph draws from a process-wide generator: seed a private one for this call.
+    ig.set_random_number_generator(random.Random(seed))
+    try:
+        part = g.community_leiden(objective_function="modularity", weights="weight", resolution=resolution, n_iterations=-1)
+    finally:
+        ig.set_random_number_generator(random)
+    labels = np.asarray(part.membership)
+    # Relabel so that cluster 0 is the largest (stable, readable).
+    order = np.argsort(-np.bincount(labels), kind="stable")
+    remap = np.empty_like(order)
+    remap[order] = np.arange(order.size)
+    return remap[labels]
+
+
+def leiden_on_embedding(z: np.ndarray, resolution: float = 1.0, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """Leiden clusters of an embedding's kNN graph."""
+    idx, dist = knn(z, n_neighbors)
+    return leiden(fuzzy_connectivities(idx, dist), resolution=resolution, seed=seed)

@@ -1,0 +1,82 @@
+"""scDCC: ZINB autoencoder with input noise, then gamma * KL + ZINB, plus pairwise constraints."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import SCDCCConfig
+from ..constraints import PairConstraints
+from ..losses import cannot_link_loss, kl_clustering, must_link_loss, zinb_nll_fused
+from ..nets import ClusteringAutoencoder
+from ..pp import PreparedData
+from ..train import Batch, MethodHooks, iterate_batches
+
+
+class SCDCCHooks(MethodHooks):
+    """Losses and optimiser choices of scDCC (Tian et al., Nat Commun 2021).
+
+    Without constraints this is scDeepCluster (Tian et al., Nat Mach Intell 2019).
+    """
+
+    name = "scdcc"
+    uses_counts = True
+
+    def __init__(self, cfg: SCDCCConfig, data: PreparedData, pairs: PairConstraints | None = None, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.pairs = pairs
+        # A private generator keeps the input noise reproducible even when other runs share the process.
+        self.noise_gen = torch.Generator().manual_seed(seed)
+
+    def build_model(self, n_genes: int) -> ClusteringAutoencoder:
+        return ClusteringAutoencoder(n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="zinb", latent_activation="linear")
+
+    def _noisy(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.noise_sigma <= 0:
+            return x
+        return x + self.cfg.noise_sigma * torch.randn(x.shape, generator=self.noise_gen)
+
+    def _zinb(self, model: ClusteringAutoencoder, batch: Batch, z: torch.Tensor) -> torch.Tensor:
+        return zinb_nll_fused(
+            model.decode(z), batch.size_factors, batch.nz_flat_index, batch.nz_counts, batch.nz_lgamma, self.cfg.ridge
+        )
+
+    def pretrain_losses(self, model: ClusteringAutoencoder, batch: Batch) -> dict[str, torch.Tensor]:
+        loss = self._zinb(model, batch, model.encode(self._noisy(batch.x)))
+        return {"total": loss, "zinb": loss.detach()}
+
+    def cluster_optimizer(self, model: ClusteringAutoencoder) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=self.cfg.cluster_lr)
+
+    def cluster_losses(self, model: ClusteringAutoencoder, batch: Batch, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Reconstruction from the noisy input; soft assignment from the clean one.
+        zinb = self._zinb(model, batch, model.encode(self._noisy(batch.x)))
+        q = model.soft_assign(model.encode(batch.x), self.cfg.alpha)
+        kl = kl_clustering(p, q)
+        total = self.cfg.gamma * kl + zinb
+        return {"total": total, "kl": kl.detach(), "zinb": zinb.detach()}
+
+    def extra_cluster_steps(self, model: ClusteringAutoencoder, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, float]:
+        """One pass over the must-link, then the cannot-link pairs (as in the reference)."""
+        if self.pairs is None or self.pairs.n_pairs == 0:
+            return {}
+        out: dict[str, float] = {}
+        for kind, pairs, weight, loss_fn in (
+            ("ml", self.pairs.must_link, self.cfg.constraints.ml_weight, must_link_loss),
+            ("cl", self.pairs.cannot_link, self.cfg.constraints.cl_weight, cannot_link_loss),
+        ):
+            if len(pairs) == 0 or weight == 0:
+                continue
+            total, n = 0.0, 0
+            for idx in iterate_batches(len(pairs), self.cfg.batch_size, rng):
+                a, b = pairs[idx, 0], pairs[idx, 1]
+                x = torch.from_numpy(self.data.scaled_input(np.concatenate([a, b])))
+                q = model.soft_assign(model.encode(x), self.cfg.alpha)
+                loss = loss_fn(q[: len(a)], q[len(a) :])
+                optimizer.zero_grad(set_to_none=True)
+                (weight * loss).backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            out[kind] = total / max(n, 1)
+        return out

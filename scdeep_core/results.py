@@ -1,0 +1,181 @@
+"""A run's result: the object, its AnnData keys, and saving/loading a run folder.
+
+Keys (``key`` defaults to the method name), following ``shared/notes/style.md``:
+``obs[f"{key}_cluster"]`` (categorical), ``obs[f"{key}_confidence"]`` (max q),
+``obs[f"{key}_entropy"]`` (entropy of q), ``obsm[f"X_{key}"]`` (embedding),
+``obsm[f"{key}_q"]`` (soft assignments), ``obsm[f"X_{key}_umap"]`` (UMAP of the
+embedding, when computed) and ``uns[key]`` (config JSON, versions, scores, history).
+Cells the method could not use (all-zero) get NaN.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide a run's numbers."""
+    out = {"python": platform.python_version()}
+    for pkg in ("scdeep_core", "torch", "numpy", "scipy", "scikit-learn", "scanpy", "anndata", "igraph", "umap-learn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            if pkg == "scdeep_core":
+                from . import __version__
+
+                out[pkg] = __version__
+    return out
+
+
+@dataclass
+class ClusteringResult:
+    """Everything a DESC or scDCC run produced.
+
+    Arrays are over the *used* cells (``cell_mask`` of the input's cells).
+    """
+
+    method: str
+    key: str
+    config: dict[str, Any]
+    labels: np.ndarray
+    q: np.ndarray
+    embedding: np.ndarray
+    centroids: np.ndarray
+    cell_mask: np.ndarray
+    history: pd.DataFrame
+    stage: str  # "pretrain" (stopped before clustering), "cluster" (stopped during it) or "done"
+    converged: bool
+    scores: dict[str, float] = field(default_factory=dict)
+    eval_mask: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    genes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.q.shape[1])
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Max soft assignment per cell."""
+        return self.q.max(axis=1)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """Entropy of each cell's soft assignment (0 = certain)."""
+        q = np.clip(self.q, 1e-12, 1.0)
+        return -(q * np.log(q)).sum(axis=1)
+
+    def summary(self) -> str:
+        """One line: method, k, scores, wall time, stage."""
+        parts = [f"{self.method}: k={self.n_clusters}"]
+        parts += [f"{name.upper()}={value:.3f}" for name, value in self.scores.items()]
+        if "total_s" in self.timings:
+            parts.append(f"time={self.timings['total_s']:.1f}s")
+        parts.append("converged" if self.converged else f"stage={self.stage}")
+        return ", ".join(parts)
+
+
+def _full(values: np.ndarray, mask: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    out = np.full((len(mask), *values.shape[1:]), fill, dtype=np.float32)
+    out[mask] = values
+    return out
+
+
+def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
+    """Write the result keys (module docstring) into ``adata`` in place."""
+    key, mask = result.key, result.cell_mask
+    names = [str(i) for i in range(result.n_clusters)]
+    codes = np.full(len(mask), -1)
+    codes[mask] = result.labels
+    adata.obs[f"{key}_cluster"] = pd.Categorical.from_codes(codes, categories=names)
+    adata.obs[f"{key}_confidence"] = _full(result.confidence, mask)
+    adata.obs[f"{key}_entropy"] = _full(result.entropy, mask)
+    adata.obsm[f"X_{key}"] = _full(result.embedding, mask)
+    adata.obsm[f"{key}_q"] = _full(result.q, mask)
+    adata.uns[key] = {
+        "method": result.method,
+        "config_json": json.dumps(result.config),
+        "versions_json": json.dumps(result.versions),
+        "scores": {k: float(v) for k, v in result.scores.items()},
+        "timings": {k: float(v) for k, v in result.timings.items()},
+        "stage": result.stage,
+        "converged": bool(result.converged),
+        "notes": list(result.notes) or [""],
+        "genes": list(result.genes),
+        "centroids": result.centroids.astype(np.float32),
+        "history": result.history.astype({c: "float64" for c in result.history.columns if c != "phase"}),
+    }
+
+
+def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
+    """Rebuild a :class:`ClusteringResult` from the keys written by :func:`write_to_adata`."""
+    if key not in adata.uns or f"{key}_q" not in adata.obsm:
+        raise KeyError(f"No scdeep result under key {key!r} in this AnnData.")
+    info = adata.uns[key]
+    q_full = np.asarray(adata.obsm[f"{key}_q"])
+    mask = ~np.isnan(q_full).any(axis=1)
+    q = q_full[mask]
+    scores = dict(info.get("scores", {}))
+    return ClusteringResult(
+        method=str(info["method"]), key=key, config=json.loads(info["config_json"]),
+        labels=q.argmax(axis=1), q=q, embedding=np.asarray(adata.obsm[f"X_{key}"])[mask],
+        centroids=np.asarray(info["centroids"]), cell_mask=mask, history=pd.DataFrame(info["history"]),
+        stage=str(info["stage"]), converged=bool(info["converged"]), scores=scores,
+        timings=dict(info.get("timings", {})), notes=[n for n in info.get("notes", []) if n],
+        genes=list(info.get("genes", [])), versions=json.loads(info["versions_json"]),
+    )
+
+
+def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) -> dict[str, Path]:
+    """Save a run: ``result.h5ad``, ``config.json`` (with versions, scores, timings),
+    ``history.csv`` and ``labels.csv`` (cluster, confidence and embedding per cell).
+
+    Returns the paths written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if result.key not in adata.uns:
+        write_to_adata(adata, result)
+    paths = {
+        "h5ad": folder / "result.h5ad",
+        "config": folder / "config.json",
+        "history": folder / "history.csv",
+        "labels": folder / "labels.csv",
+    }
+    adata.write_h5ad(paths["h5ad"])
+    meta = {
+        "method": result.method, "key": result.key, "config": result.config, "versions": result.versions,
+        "scores": result.scores, "timings": result.timings, "stage": result.stage, "converged": result.converged,
+        "n_clusters": result.n_clusters, "notes": result.notes,
+    }
+    paths["config"].write_text(json.dumps(meta, indent=2))
+    result.history.to_csv(paths["history"], index=False)
+    labels_table(adata, result.key).to_csv(paths["labels"])
+    return paths
+
+
+def labels_table(adata: ad.AnnData, key: str) -> pd.DataFrame:
+    """Per-cell cluster, confidence, entropy and embedding columns (for CSV export)."""
+    df = adata.obs[[f"{key}_cluster", f"{key}_confidence", f"{key}_entropy"]].copy()
+    emb = np.asarray(adata.obsm[f"X_{key}"])
+    for j in range(emb.shape[1]):
+        df[f"{key}_z{j}"] = emb[:, j]
+    return df
+
+
+def load_run(folder: str | Path) -> tuple[ad.AnnData, ClusteringResult]:
+    """Load a folder written by :func:`save_run`."""
+    folder = Path(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    adata = ad.read_h5ad(folder / "result.h5ad")
+    return adata, result_from_adata(adata, meta["key"])

@@ -1,0 +1,270 @@
+"""The training loop shared by both methods: minibatches, target updates, events, stop checks.
+
+A method (see ``methods/``) supplies the losses; this module runs
+
+    pretrain (reconstruction)  ->  initialise centroids  ->  cluster stage (KL [+ ...])
+
+and reports every epoch to the :class:`Monitor`, which turns progress into
+:class:`~scdeep_core.events.TrainingEvent` records for the callbacks.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from . import metrics
+from .events import Callback, EmbeddingSnapshot, StopToken, TrainingEvent
+from .losses import soft_assignment, target_distribution
+from .pp import PreparedData
+
+
+@dataclass
+class Batch:
+    """One minibatch: the scaled input and, for ZINB, the counts as non-zeros."""
+
+    rows: np.ndarray
+    x: torch.Tensor
+    size_factors: torch.Tensor | None = None
+    nz_flat_index: torch.Tensor | None = None
+    nz_counts: torch.Tensor | None = None
+    nz_lgamma: torch.Tensor | None = None
+
+
+def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool) -> Batch:
+    """Materialise the cells ``rows`` of ``data`` as dense float32 tensors."""
+    batch = Batch(rows=rows, x=torch.from_numpy(data.scaled_input(rows)))
+    if with_counts and data.counts is not None:
+        sub: sp.csr_matrix = data.counts[rows]
+        row_ids = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr))
+        batch.nz_flat_index = torch.from_numpy(row_ids * data.n_genes + sub.indices.astype(np.int64))
+        batch.nz_counts = torch.from_numpy(sub.data.astype(np.float32))
+        batch.nz_lgamma = torch.lgamma(batch.nz_counts + 1.0)
+        batch.size_factors = torch.from_numpy(data.size_factors[rows])
+    return batch
+
+
+def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Cell indices split into minibatches, shuffled when ``rng`` is given."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) -> np.ndarray:
+    """Noise-free embedding of every cell (evaluation mode)."""
+    was_training = model.training
+    model.eval()
+    parts = [model.encode(torch.from_numpy(data.scaled_input(rows))) for rows in iterate_batches(data.n_cells, batch_size, None)]
+    model.train(was_training)
+    return torch.cat(parts).numpy()
+
+
+class Monitor:
+    """Collects progress, emits events to callbacks and answers 'should we stop?'.
+
+    Parameters
+    ----------
+    callbacks
+        Called with each :class:`TrainingEvent`; exceptions in a callback are not caught
+        (a broken listener should be visible).
+    stop_token
+        Checked between minibatches.
+    truth
+        Known labels of the prepared cells (for ARI/NMI during training), or ``None``.
+    eval_mask
+        Cells to score (e.g. the cells not used for constraints).
+    total_epochs
+        Upper bound on epochs of both phases (for progress and time left).
+    """
+
+    def __init__(
+        self,
+        callbacks: Sequence[Callback] = (),
+        stop_token: StopToken | None = None,
+        truth: np.ndarray | None = None,
+        eval_mask: np.ndarray | None = None,
+        total_epochs: int = 1,
+    ) -> None:
+        self.callbacks = list(callbacks)
+        self.stop_token = stop_token
+        self.truth = truth
+        self.eval_mask = eval_mask
+        self.total_epochs = max(total_epochs, 1)
+        self.epochs_done = 0
+        self.start = time.perf_counter()
+        self.epoch_times: list[float] = []
+        self.history: list[dict] = []
+        self.last_scores: dict[str, float] = {}
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop_token is not None and self.stop_token.stopped
+
+    def score(self, labels: np.ndarray) -> dict[str, float]:
+        """ARI/NMI/ACC of ``labels`` on the evaluation cells (empty without truth)."""
+        if self.truth is None:
+            return {}
+        mask = self.eval_mask if self.eval_mask is not None else np.ones(len(labels), bool)
+        self.last_scores = metrics.scores(self.truth[mask], labels[mask])
+        return self.last_scores
+
+    def emit(self, event: TrainingEvent, epoch_seconds: float | None = None) -> None:
+        """Fill in timing fields, record the event in the history and send it out."""
+        if epoch_seconds is not None:
+            self.epochs_done += 1
+            self.epoch_times.append(epoch_seconds)
+        event.elapsed = time.perf_counter() - self.start
+        event.progress = min(self.epochs_done / self.total_epochs, 1.0)
+        if self.epoch_times and event.phase not in ("done", "stopped"):
+            recent = np.mean(self.epoch_times[-10:])
+            event.eta = float(recent * max(self.total_epochs - self.epochs_done, 0))
+        elif event.phase in ("done", "stopped"):
+            event.eta, event.progress = 0.0, 1.0
+        if event.phase in ("pretrain", "cluster"):
+            self.history.append(event.as_row())
+        for cb in self.callbacks:
+            cb(event)
+
+
+class MethodHooks:
+    """What a method supplies to the loop (see ``methods/desc.py`` and ``methods/scdcc.py``)."""
+
+    name = "base"
+    uses_counts = False
+
+    def pretrain_losses(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """Loss terms of one pretraining minibatch; ``"total"`` is minimised."""
+        raise NotImplementedError
+
+    def cluster_losses(self, model: torch.nn.Module, batch: Batch, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms of one clustering minibatch given the fixed target ``p`` of its cells."""
+        raise NotImplementedError
+
+    def cluster_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def extra_cluster_steps(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, float]:
+        """Optional updates after each clustering epoch (scDCC's pairwise constraints)."""
+        return {}
+
+
+def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator) -> None:
+    """Train the autoencoder on reconstruction, with early stopping on a loss plateau."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    best, waited = np.inf, 0
+    model.train()
+    for epoch in range(cfg.pretrain_epochs):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_seen = 0
+        for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
+            if monitor.stop_requested:
+                return
+            losses = hooks.pretrain_losses(model, make_batch(data, rows, hooks.uses_counts))
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
+            n_seen += len(rows)
+        means = {k: v / n_seen for k, v in sums.items()}
+        monitor.emit(TrainingEvent("pretrain", epoch + 1, cfg.pretrain_epochs, losses=means), time.perf_counter() - t0)
+        if not np.isfinite(best) or means["total"] < best - abs(best) * cfg.pretrain_min_delta:
+            best, waited = means["total"], 0
+        else:
+            waited += 1
+        if cfg.pretrain_patience and waited >= cfg.pretrain_patience:
+            monitor.total_epochs -= cfg.pretrain_epochs - epoch - 1
+            return
+
+
+class SnapshotMaker:
+    """Projects a fixed subsample of cells onto the two leading PCs of the initial embedding."""
+
+    def __init__(self, z0: np.ndarray, n_cells: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.rows = np.sort(rng.choice(z0.shape[0], size=min(n_cells, z0.shape[0]), replace=False))
+        self.center = z0.mean(axis=0)
+        _, _, vt = np.linalg.svd(z0[self.rows] - self.center, full_matrices=False)
+        self.basis = vt[:2].T if vt.shape[0] >= 2 else np.eye(z0.shape[1], 2)
+
+    def __call__(self, z: np.ndarray, q: np.ndarray, centroids: np.ndarray, update: int) -> EmbeddingSnapshot:
+        sub_q = q[self.rows]
+        return EmbeddingSnapshot(
+            coords=((z[self.rows] - self.center) @ self.basis).astype(np.float32),
+            labels=sub_q.argmax(axis=1),
+            confidence=sub_q.max(axis=1).astype(np.float32),
+            centroids=((centroids - self.center) @ self.basis).astype(np.float32),
+            update=update,
+        )
+
+
+@dataclass
+class ClusterStageOutcome:
+    labels: np.ndarray
+    q: np.ndarray
+    z: np.ndarray
+    epochs: int
+    converged: bool
+    stopped: bool
+    delta_label: float | None
+
+
+def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, snapshots: SnapshotMaker) -> ClusterStageOutcome:
+    """Refine embedding and centroids on the clustering loss until ``delta_label < tol``."""
+    optimizer = hooks.cluster_optimizer(model)
+    model.train()
+    z = embed(model, data)
+    with torch.no_grad():
+        q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+    labels = q.argmax(1).numpy()
+    p = target_distribution(q)
+    delta: float | None = None
+    updates = 0
+    for epoch in range(cfg.max_cluster_epochs):
+        t0 = time.perf_counter()
+        if epoch % cfg.update_interval == 0 and epoch > 0:
+            z = embed(model, data)
+            with torch.no_grad():
+                q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+            new_labels = q.argmax(1).numpy()
+            delta = float(np.mean(new_labels != labels))
+            labels, p = new_labels, target_distribution(q)
+            updates += 1
+            if delta < cfg.tol:
+                return ClusterStageOutcome(labels, q.numpy(), z, epoch, True, False, delta)
+        sums: dict[str, float] = {}
+        n_seen = 0
+        for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
+            if monitor.stop_requested:
+                return ClusterStageOutcome(labels, q.numpy(), z, epoch, False, True, delta)
+            losses = hooks.cluster_losses(model, make_batch(data, rows, hooks.uses_counts), p[torch.from_numpy(rows)])
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
+            n_seen += len(rows)
+        means = {k: v / n_seen for k, v in sums.items()}
+        means.update(hooks.extra_cluster_steps(model, optimizer, rng))
+        scores = monitor.score(labels)
+        snap = snapshots(z, q.numpy(), model.centroids.detach().numpy(), updates) if epoch % cfg.update_interval == 0 else None
+        monitor.emit(
+            TrainingEvent(
+                "cluster", epoch + 1, cfg.max_cluster_epochs, losses=means, delta_label=delta,
+                ari=scores.get("ari"), nmi=scores.get("nmi"), n_clusters=int(q.shape[1]), snapshot=snap,
+            ),
+            time.perf_counter() - t0,
+        )
+    # Final assignment after the last epoch.
+    z = embed(model, data)
+    with torch.no_grad():
+        q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+    new_labels = q.argmax(1).numpy()
+    delta = float(np.mean(new_labels != labels))
+    return ClusterStageOutcome(new_labels, q.numpy(), z, cfg.max_cluster_epochs, delta < cfg.tol, False, delta)

@@ -1,0 +1,42 @@
+"""The command line, run as a user would (a real subprocess)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scdeep_core", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600)
+
+
+def test_help_lists_every_option():
+    out = run("fit", "--help")
+    assert out.returncode == 0
+    for opt in ("--method", "--n-clusters", "--resolution", "--label-key", "--out", "--constraints", "--pretrain-epochs", "--seed", "examples:"):
+        assert opt in out.stdout
+
+
+def test_fit_builtin_writes_outputs_and_summary(tmp_path):
+    out = run("fit", "builtin:pbmc68k_reduced", "--method", "desc", "--n-clusters", "10", "--label-key", "bulk_labels",
+              "--pretrain-epochs", "20", "--no-umap", "--quiet", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("desc: k=10 ARI=") and "wall=" in line and "result.h5ad" in line
+    a = ad.read_h5ad(tmp_path / "run" / "result.h5ad")
+    assert "desc_cluster" in a.obs and "desc_q" in a.obsm
+    assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "history.csv").exists()
+
+
+def test_bad_input_exits_2_with_message(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("gene,c1\nA,x\n")
+    out = run("fit", str(bad), "--method", "desc")
+    assert out.returncode == 2 and "error:" in out.stderr and "non-numeric" in out.stderr
+    out = run("fit", "builtin:simulated", "--method", "desc", "--n-clusters", "1")
+    assert out.returncode == 2 and "n_clusters = 1" in out.stderr
+    out = run("fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet")
+    assert out.returncode == 2 and "not in obs" in out.stderr

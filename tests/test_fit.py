@@ -1,0 +1,154 @@
+"""End-to-end behaviour of fit() on small real and simulated data."""
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scdeep_core as sd
+from scdeep_core import constraints as cons
+from scdeep_core.datasets import simulate_counts
+
+FAST = dict(pretrain_epochs=30, max_cluster_epochs=20, hidden_dims=(64,), latent_dim=8, batch_size=64)
+
+
+@pytest.mark.parametrize("method", ["desc", "scdcc"])
+def test_fit_recovers_simulated_groups_and_writes_keys(small_sim, method):
+    events = []
+    cfg = sd.config_for(method, n_clusters=3, **FAST)
+    res = sd.fit(small_sim, method, cfg, label_key="group", callbacks=[events.append])
+    assert res.scores["ari"] > 0.9
+    a = small_sim
+    assert a.obs[f"{method}_cluster"].dtype.name == "category"
+    assert a.obs[f"{method}_confidence"].between(1 / 3, 1).all()
+    assert a.obsm[f"{method}_q"].shape == (a.n_obs, 3)
+    np.testing.assert_allclose(a.obsm[f"{method}_q"].sum(1), 1, rtol=1e-5)
+    assert a.obsm[f"X_{method}"].shape == (a.n_obs, 8)
+    phases = [e.phase for e in events]
+    assert phases[0] == "pretrain" and "init" in phases and phases[-1] == "done"
+    cluster_events = [e for e in events if e.phase == "cluster"]
+    assert all(e.ari is not None and e.elapsed > 0 for e in cluster_events)
+    assert any(e.snapshot is not None and e.snapshot.coords.shape[1] == 2 for e in cluster_events)
+    assert set(res.history["phase"]) >= {"pretrain"}
+    assert np.array_equal(a.layers["counts"].toarray(), a.X.toarray())  # input data untouched
+
+
+def test_same_seed_same_labels(small_sim):
+    cfg = dict(n_clusters=3, **FAST)
+    a = sd.fit(small_sim.copy(), "scdcc", sd.SCDCCConfig(**cfg)).labels
+    b = sd.fit(small_sim.copy(), "scdcc", sd.SCDCCConfig(**cfg)).labels
+    np.testing.assert_array_equal(a, b)
+
+
+def test_leiden_when_k_unknown(small_sim):
+    res = sd.fit(small_sim, "desc", sd.DESCConfig(resolution=0.5, **FAST), label_key="group")
+    assert 2 <= res.n_clusters <= 8
+
+
+def test_stop_during_pretraining_returns_usable_result(small_sim):
+    token = sd.StopToken()
+
+    def stop_after_two(e):
+        if e.phase == "pretrain" and e.epoch == 2:
+            token.stop()
+
+    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, **FAST), stop_token=token, callbacks=[stop_after_two])
+    assert res.stage == "pretrain" and len(res.labels) == small_sim.n_obs and res.q.shape == (small_sim.n_obs, 3)
+    assert (res.history["phase"] == "pretrain").sum() == 2
+
+
+def test_stop_during_clustering_from_another_thread(small_sim):
+    token = sd.StopToken()
+    seen_cluster = threading.Event()
+
+    def cb(e):
+        if e.phase == "cluster":
+            seen_cluster.set()
+            token.stop()
+
+    cfg = sd.DESCConfig(n_clusters=3, tol=0.0, **FAST)
+    res = sd.fit(small_sim, "desc", cfg, stop_token=token, callbacks=[cb])
+    assert seen_cluster.is_set() and res.stage == "cluster" and not res.converged
+
+
+def test_constraints_from_labels_are_scored_on_other_cells(small_sim):
+    c = sd.ConstraintConfig(source="labels", label_key="group", fraction=0.1, n_pairs=300)
+    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    assert res.eval_mask.sum() == small_sim.n_obs - 30
+    assert any("must-link" in n for n in res.notes)
+    assert "ml" in res.history.columns.str.replace("loss_", "").tolist()
+
+
+def test_constraints_from_matrix_and_pair_file(small_sim, tmp_path):
+    rng = np.random.default_rng(0)
+    codes = small_sim.obs["group"].cat.codes.to_numpy()
+    small_sim.obsm["protein"] = np.eye(3)[codes] * 5 + rng.normal(0, 0.3, size=(small_sim.n_obs, 3))
+    pc = cons.from_matrix(small_sim.obsm["protein"], n_pairs=200, seed=0)
+    same = codes[pc.must_link[:, 0]] == codes[pc.must_link[:, 1]]
+    assert len(pc.must_link) > 0 and same.mean() > 0.95
+    assert (codes[pc.cannot_link[:, 0]] != codes[pc.cannot_link[:, 1]]).mean() > 0.95
+    names = small_sim.obs_names
+    pd.DataFrame({"cell1": names[[0, 1]], "cell2": names[[2, 3]], "type": ["ml", "cl"]}).to_csv(tmp_path / "p.csv", index=False)
+    pf = cons.read_pair_file(tmp_path / "p.csv", names)
+    assert pf.must_link.tolist() == [[0, 2]] and pf.cannot_link.tolist() == [[1, 3]]
+    c = sd.ConstraintConfig(source="obsm", obsm_key="protein", n_pairs=200)
+    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    assert res.scores["ari"] > 0.8
+
+
+def test_pair_file_with_unknown_cells(small_sim, tmp_path):
+    pd.DataFrame({"cell1": ["cell0", "ghost"], "cell2": ["cell1", "cell2"], "type": ["ml", "cl"]}).to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(sd.InputError, match="not in the data.*ghost"):
+        cons.read_pair_file(tmp_path / "p.csv", small_sim.obs_names)
+
+
+def test_bad_settings_and_inputs(small_sim):
+    with pytest.raises(sd.InputError, match="more than the 300 cells"):
+        sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=301))
+    with pytest.raises(sd.ConfigError, match="n_clusters = 1"):
+        sd.DESCConfig(n_clusters=1)
+    with pytest.raises(sd.InputError, match="'nope' is not in obs.*group"):
+        sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=3), label_key="nope")
+    normalised = small_sim.copy()
+    normalised.layers["counts"] = normalised.layers["counts"] * 0.37
+    with pytest.raises(sd.InputError, match="not integers.*DESC"):
+        sd.fit(normalised, "scdcc", sd.SCDCCConfig(n_clusters=3))
+    res = sd.fit(normalised, "desc", sd.DESCConfig(n_clusters=3, **FAST))  # DESC accepts normalised values
+    assert res.n_clusters == 3
+
+
+def test_all_zero_cells_are_dropped_with_note(small_sim):
+    a = small_sim.copy()
+    m = a.layers["counts"].tolil()
+    m[:5] = 0
+    a.layers["counts"] = m.tocsr()
+    res = sd.fit(a, "desc", sd.DESCConfig(n_clusters=3, **FAST))
+    assert any("5 all-zero cells" in n for n in res.notes)
+    assert a.obs["desc_cluster"].isna().sum() == 5 and a.obs["desc_confidence"].isna().sum() == 5
+
+
+def test_save_and_load_run(small_sim, tmp_path):
+    res = sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=3, **FAST), label_key="group")
+    paths = sd.save_run(small_sim, res, tmp_path / "run")
+    adata2, res2 = sd.load_run(tmp_path / "run")
+    np.testing.assert_array_equal(res2.labels, res.labels)
+    assert res2.config == res.config and res2.versions["torch"] == res.versions["torch"]
+    assert res2.scores["ari"] == pytest.approx(res.scores["ari"])
+    hist = pd.read_csv(paths["history"])
+    assert "loss_mse" in hist.columns and len(hist) == len(res.history)
+    assert "desc_confidence" in pd.read_csv(paths["labels"], index_col=0).columns
+
+
+def test_simulator_is_seeded():
+    a, b = simulate_counts(n_cells=50, n_genes=40, seed=3), simulate_counts(n_cells=50, n_genes=40, seed=3)
+    assert (a.X != b.X).nnz == 0 and list(a.obs["group"]) == list(b.obs["group"])
+    c = simulate_counts(n_cells=50, n_genes=40, seed=4)
+    assert (a.X != c.X).nnz > 0
+
+
+def test_pbmc_demo_counts_are_exact_integers(pbmc_demo):
+    x = pbmc_demo.layers["counts"]
+    assert pbmc_demo.shape == (700, 765) and np.allclose(x.data, np.round(x.data))
+    assert pbmc_demo.obs["bulk_labels"].nunique() == 10
+    # library sizes agree with the stored n_counts up to the genes scanpy kept in raw
+    assert x.sum() > 700 * 500
