@@ -121,13 +121,14 @@ def fit(
             eval_mask &= ~pairs.used_cells
 
     rng = np.random.default_rng(cfg.seed)
+    n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
         hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
         model = hooks.build_model(data.n_genes)
-    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=cfg.pretrain_epochs + cfg.max_cluster_epochs)
+    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=n_pretrain + cfg.max_cluster_epochs)
 
-    pretrain(model, data, hooks, cfg, monitor, rng)
+    pretrain(model, data, hooks, cfg, monitor, rng, n_pretrain)
     t_pretrain = time.perf_counter()
     z = embed(model, data)
     init_labels = initial_clusters(z, cfg)

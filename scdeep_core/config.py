@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 class ConfigError(ValueError):
     """A hyperparameter is out of range; the message says which and what is allowed."""
@@ -71,7 +73,7 @@ class BaseConfig:
     scale_max_value: float = _f(10.0, "Clip scaled values at +/- this many standard deviations.", (1.0, None))
     hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
     latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
-    pretrain_epochs: int = _f(200, "Maximum autoencoder pretraining epochs.", (0, 100000))
+    pretrain_epochs: int | None = _f(None, "Maximum pretraining epochs; empty = auto (about 1,000 minibatch steps, 10-300 epochs).", (0, 100000))
     pretrain_patience: int = _f(10, "Stop pretraining after this many epochs without improvement (0: never).", (0, None))
     pretrain_min_delta: float = _f(1e-3, "Relative loss improvement that counts as progress in pretraining.", (0.0, 1.0))
     lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0))
@@ -95,6 +97,12 @@ class BaseConfig:
         _check_bounds(self)
         if any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"hidden_dims must be positive integers, got {self.hidden_dims}.")
+
+    def resolved_pretrain_epochs(self, n_cells: int) -> int:
+        """Pretraining epochs for ``n_cells`` cells: the set value, or about 1,000 steps."""
+        if self.pretrain_epochs is not None:
+            return self.pretrain_epochs
+        return int(np.clip(round(1000 * self.batch_size / max(n_cells, 1)), 10, 300))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form of the configuration (with the method name)."""

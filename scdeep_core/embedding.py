@@ -1,6 +1,8 @@
 """UMAP of a method's embedding (the 2-D picture users explore)."""
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import numpy as np
 
@@ -17,7 +19,10 @@ def umap_coords(z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, n_epochs
     idx = np.hstack([np.arange(len(z))[:, None], idx])
     dist = np.hstack([np.zeros((len(z), 1)), dist])
     reducer = umap.UMAP(n_neighbors=k + 1, random_state=seed, n_epochs=n_epochs, precomputed_knn=(idx, dist, None))
-    return reducer.fit_transform(z).astype(np.float32)
+    with warnings.catch_warnings():
+        # Expected here: seeding forces one thread; no NNDescent index since we pass exact neighbours.
+        warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*")
+        return reducer.fit_transform(z).astype(np.float32)
 
 
 def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:

@@ -179,3 +179,20 @@ def load_run(folder: str | Path) -> tuple[ad.AnnData, ClusteringResult]:
     meta = json.loads((folder / "config.json").read_text())
     adata = ad.read_h5ad(folder / "result.h5ad")
     return adata, result_from_adata(adata, meta["key"])
+
+
+def reproduce_snippet(result: ClusteringResult, data_path: str = "counts.h5ad", label_key: str | None = None) -> str:
+    """A short Python script that reruns this configuration with ``scdeep_core``."""
+    from .config import CONFIG_CLASSES
+
+    cls = CONFIG_CLASSES[result.method].__name__
+    cfg = {k: v for k, v in result.config.items() if k != "method"}
+    return (
+        "# Reproduces this run (same config + seed -> same labels on CPU)\n"
+        "import scdeep_core as sd\n\n"
+        f"adata = sd.io.read_counts({data_path!r})\n"
+        f"config = sd.{cls}.from_dict({json.dumps(cfg)})\n"
+        f"result = sd.fit(adata, {result.method!r}, config, label_key={label_key!r}, key_added={result.key!r})\n"
+        "print(result.summary())\n"
+        f"# versions used: {json.dumps({k: result.versions.get(k) for k in ('scdeep_core', 'torch', 'scanpy')})}\n"
+    )

@@ -153,12 +153,12 @@ class MethodHooks:
         return {}
 
 
-def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator) -> None:
+def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, n_epochs: int) -> None:
     """Train the autoencoder on reconstruction, with early stopping on a loss plateau."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     best, waited = np.inf, 0
     model.train()
-    for epoch in range(cfg.pretrain_epochs):
+    for epoch in range(n_epochs):
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         n_seen = 0
@@ -173,13 +173,13 @@ def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.ran
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
             n_seen += len(rows)
         means = {k: v / n_seen for k, v in sums.items()}
-        monitor.emit(TrainingEvent("pretrain", epoch + 1, cfg.pretrain_epochs, losses=means), time.perf_counter() - t0)
+        monitor.emit(TrainingEvent("pretrain", epoch + 1, n_epochs, losses=means), time.perf_counter() - t0)
         if not np.isfinite(best) or means["total"] < best - abs(best) * cfg.pretrain_min_delta:
             best, waited = means["total"], 0
         else:
             waited += 1
         if cfg.pretrain_patience and waited >= cfg.pretrain_patience:
-            monitor.total_epochs -= cfg.pretrain_epochs - epoch - 1
+            monitor.total_epochs -= n_epochs - epoch - 1
             return
 
 

@@ -1,0 +1,127 @@
+"""Data page: load counts (built-in, upload or server path), inspect them, QC and filter."""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.common import set_dataset
+from scdeep_core import datasets, figures, io, pp
+from scdeep_core.errors import InputError
+
+ss = st.session_state
+st.title("Data")
+source = st.radio("Source", ["Built-in dataset", "Upload a file", "Path on the server"], horizontal=True, key="data_source")
+
+
+def load(loader, name: str) -> None:
+    try:
+        with st.spinner(f"Reading {name}..."):
+            set_dataset(loader(), name)
+    except InputError as exc:
+        st.error(f"**Could not load {name}.** {exc}", icon=":material/error:")
+
+
+if source == "Built-in dataset":
+    which = st.selectbox("Dataset", list(datasets.BUILTIN), format_func=lambda k: datasets.BUILTIN[k], key="builtin_name")
+    params = {}
+    if which == "simulated":
+        c1, c2, c3 = st.columns(3)
+        params = dict(
+            n_cells=c1.slider("cells", 100, 20000, 1000, step=100), n_genes=c2.slider("genes", 100, 5000, 1000, step=100),
+            n_groups=c3.slider("groups", 2, 20, 4), separation=c1.slider("separation", 0.2, 4.0, 1.5, 0.1),
+            dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05), seed=int(c3.number_input("seed", 0, 10**6, 0)),
+        )
+    if st.button("Load dataset", type="primary", key="load_builtin"):
+        load(lambda: datasets.load_builtin(which, **params), which)
+elif source == "Upload a file":
+    orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="orientation")
+    up = st.file_uploader(
+        "h5ad, 10x .h5, a 10x folder as .zip/.tar.gz, CSV/TSV (.gz), .loom, or an scDCC .h5 (X, Y)",
+        type=["h5ad", "h5", "hdf5", "zip", "gz", "tgz", "tar", "csv", "tsv", "txt", "loom"], key="upload",
+    )
+    st.caption("Files above the upload limit: use **Path on the server** instead.")
+    if up is not None and ss.get("uploaded_id") != up.file_id:
+        suffix = "".join(Path(up.name).suffixes[-2:]) or ".dat"
+        # Spill the upload to a temp file and free the in-memory copy: readers work on paths.
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="scdeep_upload_")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(up.getbuffer())
+        try:
+            load(lambda: io.read_counts(tmp, orientation=orientation), up.name)
+        finally:
+            os.unlink(tmp)
+        ss.uploaded_id = up.file_id
+else:
+    path = st.text_input("Path of a file or 10x folder on the server", key="server_path")
+    if st.button("Load", key="load_path") and path:
+        load(lambda: io.read_counts(path), Path(path).name)
+
+adata = ss.adata
+if adata is None:
+    st.info("Load a dataset to see its summary and quality control.")
+    st.stop()
+
+counts = pp.counts_matrix(adata)
+info = adata.uns.get("scdeep_io", {})
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("cells", f"{adata.n_obs:,}")
+c2.metric("genes", f"{adata.n_vars:,}")
+c3.metric("integer counts", "yes" if info.get("integer", pp.is_integer_matrix(counts)) else "no")
+c4.metric("zeros", f"{1 - counts.nnz / max(counts.shape[0] * counts.shape[1], 1):.1%}")
+for note in info.get("notes", []):
+    if note:
+        st.caption(f"note: {note}")
+if not info.get("integer", True):
+    st.warning("Values are not integer counts: DESC can use them; scDCC needs raw counts.")
+
+obs = adata.obs
+candidates = [c for c in obs.columns if 1 < obs[c].nunique() <= min(200, adata.n_obs // 2) and not pd.api.types.is_float_dtype(obs[c])]
+batchy = [c for c in candidates if any(w in c.lower() for w in ("batch", "sample", "donor", "plate"))]
+if candidates:
+    st.markdown("**Columns that look like labels:** " + ", ".join(f"`{c}` ({obs[c].nunique()})" for c in candidates if c not in batchy))
+if batchy:
+    st.markdown("**Columns that look like batches:** " + ", ".join(f"`{c}`" for c in batchy))
+options = [None] + list(obs.columns)
+ss.label_key = st.selectbox("Known labels (used only to score clusterings)", options,
+                            index=options.index(ss.label_key) if ss.label_key in options else 0, key="label_select")
+
+st.subheader("Quality control")
+if "qc" not in ss:
+    with st.spinner("Computing QC metrics..."):
+        ss.qc = pp.qc_metrics(adata)
+qc = ss.qc
+st.plotly_chart(figures.qc_histograms(qc), width="stretch")
+c1, c2, c3 = st.columns(3)
+min_counts = c1.slider("min total counts", 0, int(qc["total_counts"].quantile(0.5)), 0, key="f_counts")
+min_genes = c2.slider("min genes per cell", 0, int(qc["n_genes_by_counts"].quantile(0.5)), 0, key="f_genes")
+max_mt = c3.slider("max % mitochondrial", 0.0, 100.0, 100.0, 0.5, key="f_mt")
+keep = ((qc["total_counts"] >= min_counts) & (qc["n_genes_by_counts"] >= min_genes) & (qc["pct_counts_mt"] <= max_mt)).to_numpy()
+st.markdown(f"**{int(keep.sum()):,} of {adata.n_obs:,} cells** pass these filters.")
+st.plotly_chart(figures.counts_vs_genes(qc, keep), width="stretch")
+if st.button("Apply filters", disabled=bool(keep.all()), key="apply_filters"):
+    try:
+        filtered, notes = pp.filter_cells_genes(adata, min_counts=min_counts, min_genes=min_genes, max_pct_mt=max_mt)
+        label_key = ss.label_key
+        set_dataset(filtered, f"{ss.dataset_name} (filtered)")
+        ss.label_key = label_key
+        for n in notes:
+            st.toast(n)
+        st.rerun()
+    except InputError as exc:
+        st.error(str(exc))
+
+with st.expander("Highly variable genes"):
+    n_top = st.slider("number of highly variable genes", 100, min(5000, adata.n_vars), min(2000, adata.n_vars), 100, key="hvg_n")
+    if st.button("Show highly variable genes", key="hvg_btn"):
+        import anndata as ad
+        import scanpy as sc
+
+        tmp = ad.AnnData(X=counts.copy(), var=pd.DataFrame(index=adata.var_names))
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+        sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top, adata.n_vars - 1), flavor="seurat")
+        v = tmp.var
+        st.plotly_chart(figures.hvg_plot(np.log1p(v["means"].to_numpy()), v["dispersions_norm"].fillna(0).to_numpy(), v["highly_variable"].to_numpy()), width="stretch")

@@ -1,0 +1,172 @@
+"""Train page: choose a method and hyperparameters, start/stop, watch live curves."""
+import dataclasses
+import os
+import tempfile
+
+import streamlit as st
+
+from pages.common import current_job, harvest, registry, session_owner
+from scdeep_core import figures
+from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
+from scdeep_core.jobs import BusyError, TrainingJob
+
+ss = st.session_state
+st.title("Train")
+if ss.adata is None:
+    st.info("Load a dataset on the **Data** page first (the built-in PBMC works offline).")
+    st.stop()
+
+DESCRIPTIONS = {
+    "desc": "**DESC** learns a compact embedding by reconstructing normalised expression (MSE), then pulls cells "
+            "towards cluster centres with the KL clustering loss on the encoder alone. Fast; accepts normalised data.",
+    "scdcc": "**scDCC** models raw counts with a zero-inflated negative binomial (three output heads), then trains "
+             "clustering and reconstruction together; optional must-link / cannot-link pairs add prior knowledge.",
+}
+method = st.radio("Method", ["scdcc", "desc"], format_func=str.upper, horizontal=True, key="method")
+st.markdown(DESCRIPTIONS[method])
+cls = CONFIG_CLASSES[method]
+defaults = cls()
+fields = {f.name: f for f in dataclasses.fields(cls)}
+
+
+def number(name: str, col, **kw):
+    f, value = fields[name], getattr(defaults, name)
+    step = kw.pop("step", None) or (1 if isinstance(value, int) else None)
+    fmt = "%g" if isinstance(value, float) else None
+    return col.number_input(name.replace("_", " "), value=value, step=step, format=fmt, help=f.metadata["help"], key=f"hp_{method}_{name}", **kw)
+
+
+st.subheader("Clusters")
+c1, c2 = st.columns(2)
+know_k = c1.toggle("I know the number of clusters", value=True, key="know_k")
+if know_k:
+    guess = int(ss.adata.obs[ss.label_key].nunique()) if ss.label_key else 8
+    c2.number_input("k (number of clusters)", 2, max(2, ss.adata.n_obs - 1), min(max(guess, 2), max(2, ss.adata.n_obs - 1)),
+                    help=fields["n_clusters"].metadata["help"], key="hp_k")
+else:
+    c2.slider("Leiden resolution", 0.05, 3.0, 1.0, 0.05, help=fields["resolution"].metadata["help"], key="hp_resolution")
+
+with st.expander("Hyperparameters", expanded=False):
+    c1, c2, c3 = st.columns(3)
+    c1.text_input("hidden layers", ",".join(map(str, defaults.hidden_dims)), help=fields["hidden_dims"].metadata["help"], key=f"hp_{method}_hidden")
+    number("latent_dim", c2)
+    pre = c3.number_input("pretrain epochs (0 = auto)", 0, 100000, 0, help=fields["pretrain_epochs"].metadata["help"], key=f"hp_{method}_pre")
+    number("max_cluster_epochs", c1)
+    number("lr", c2)
+    number("cluster_lr", c3)
+    number("batch_size", c1)
+    number("alpha", c2)
+    number("tol", c3)
+    number("update_interval", c1)
+    number("seed", c2)
+    number("n_top_genes", c3)
+    if method == "scdcc":
+        number("gamma", c1)
+        number("noise_sigma", c2)
+    else:
+        number("dropout", c1)
+
+constraint_source = "none"
+if method == "scdcc":
+    with st.expander("Pairwise constraints (optional prior knowledge)"):
+        constraint_source = st.selectbox("source", ["none", "labels", "pairs", "obsm"], key="c_source",
+                                         format_func={"none": "none", "labels": "a label column (reveal a fraction of cells)",
+                                                      "pairs": "a CSV of cell pairs", "obsm": "a numeric matrix such as protein levels"}.get)
+        if constraint_source == "labels":
+            st.selectbox("label column", list(ss.adata.obs.columns), key="c_label")
+            st.slider("fraction of cells revealed", 0.01, 0.5, 0.1, 0.01, key="c_fraction")
+            st.number_input("number of pairs", 10, 1_000_000, 2000, key="c_pairs")
+        elif constraint_source == "pairs":
+            st.file_uploader("CSV with columns cell1, cell2, type (ml or cl)", type=["csv", "tsv", "txt"], key="c_file")
+        elif constraint_source == "obsm":
+            st.selectbox("matrix", list(ss.adata.obsm.keys()) or ["(none available)"], key="c_obsm")
+            st.number_input("pairs of each kind", 10, 1_000_000, 2000, key="c_pairs")
+        if constraint_source != "none":
+            c1, c2 = st.columns(2)
+            c1.number_input("must-link weight", 0.0, 100.0, 1.0, key="c_ml")
+            c2.number_input("cannot-link weight", 0.0, 100.0, 1.0, key="c_cl")
+
+
+def build_config():
+    g = lambda name: ss.get(f"hp_{method}_{name}", getattr(defaults, name))  # noqa: E731
+    values = {n: g(n) for n in ("latent_dim", "max_cluster_epochs", "lr", "cluster_lr", "batch_size", "alpha", "tol",
+                                 "update_interval", "seed", "n_top_genes")}
+    values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
+    values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
+    values.update(n_clusters=int(ss.hp_k), resolution=1.0) if ss.get("know_k", True) else values.update(n_clusters=None, resolution=float(ss.hp_resolution))
+    if method == "scdcc":
+        values.update(gamma=g("gamma"), noise_sigma=g("noise_sigma"))
+        src = ss.get("c_source", "none")
+        c = dict(source=src, ml_weight=ss.get("c_ml", 1.0), cl_weight=ss.get("c_cl", 1.0))
+        if src == "labels":
+            c.update(label_key=ss.c_label, fraction=ss.c_fraction, n_pairs=int(ss.c_pairs))
+        elif src == "pairs":
+            if ss.get("c_file") is None:
+                raise ConfigError("Upload a pair file (CSV with columns cell1, cell2, type) or choose another constraint source.")
+            fd, path = tempfile.mkstemp(suffix=".csv", prefix="scdeep_pairs_")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(ss.c_file.getbuffer())
+            c.update(pairs_path=path)
+        elif src == "obsm":
+            c.update(obsm_key=ss.c_obsm, n_pairs=int(ss.c_pairs))
+        values["constraints"] = ConstraintConfig(**c)
+    else:
+        values["dropout"] = g("dropout")
+    return cls(**values)
+
+
+def start() -> None:
+    ss.train_error = None
+    try:
+        cfg = build_config()
+        n = sum(1 for k in ss.runs if k.startswith(method)) + 1
+        key = method if n == 1 else f"{method}_{n}"
+        job = TrainingJob(ss.adata, method, cfg, label_key=ss.label_key, key=key, owner=session_owner().id)
+        registry().submit(job)
+        ss.job_id = job.job_id
+        st.query_params["job"] = job.job_id
+    except (ConfigError, BusyError, ValueError) as exc:
+        ss.train_error = str(exc)
+
+
+def stop() -> None:
+    job = current_job()
+    if job is not None:
+        job.stop()
+
+
+job = current_job()
+running = job is not None and job.running
+c1, c2, _ = st.columns([1, 1, 4])
+c1.button("Start", type="primary", on_click=start, disabled=running, key="start", icon=":material/play_arrow:")
+c2.button("Stop", on_click=stop, disabled=not running, key="stop", icon=":material/stop:")
+if ss.get("train_error"):
+    st.error(ss.train_error, icon=":material/error:")
+
+
+@st.fragment(run_every=1.0 if running else None)
+def live() -> None:
+    job = current_job()
+    if job is None:
+        st.caption("Press **Start** to train. Curves appear here while the model learns.")
+        return
+    view = job.snapshot()
+    eta = f" - at most {view.eta:.0f} s left" if view.eta else ""
+    st.progress(view.progress, text=f"{view.method.upper()} - {view.phase} - {view.elapsed:.0f} s elapsed{eta}")
+    if view.error:
+        st.error(f"Training failed: {view.error}", icon=":material/error:")
+    tol = job.config.tol
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(figures.loss_curves(view.history, tol=tol), width="stretch", key="loss_chart")
+    if view.snapshots:
+        c2.plotly_chart(figures.snapshot_scatter(view.snapshots[-1]), width="stretch", key="snapshot_chart")
+    else:
+        c2.caption("The embedding appears once the clustering stage starts: watch cells gather around the centroids (x).")
+    if view.status in ("done", "stopped"):
+        st.success(view.message) if view.status == "done" else st.warning(f"Stopped early; partial result kept. {view.message}")
+    if view.status != "running" and job.job_id not in ss.harvested:
+        harvest(job)
+        st.rerun()
+
+
+live()

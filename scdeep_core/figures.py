@@ -1,0 +1,170 @@
+"""Plotly figure builders for the dashboard (no Streamlit here).
+
+Cells are drawn with WebGL (``Scattergl``); very large datasets are subsampled for
+display only (``max_points``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PALETTE = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+LOSS_LABELS = {"total": "total", "mse": "MSE reconstruction", "zinb": "ZINB reconstruction", "kl": "KL(P||Q) clustering",
+               "ml": "must-link", "cl": "cannot-link"}
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(itemsizing="constant"))
+    return fig
+
+
+def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
+    """Every loss term against epoch, pretraining then clustering, with the phase change
+    marked; ``delta_label`` (against ``tol``) and ARI/NMI in a second panel when present."""
+    has_second = not history.empty and (history.get("delta_label", pd.Series(dtype=float)).notna().any() or history.get("ari", pd.Series(dtype=float)).notna().any())
+    fig = make_subplots(rows=2 if has_second else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.6, 0.4] if has_second else [1.0])
+    if history.empty:
+        return _layout(fig, "Waiting for the first epoch...")
+    h = history.reset_index(drop=True).copy()
+    h["step"] = np.arange(1, len(h) + 1)
+    for col in [c for c in h.columns if c.startswith("loss_") and c != "loss_total"]:
+        name = col[5:]
+        for phase, dash in (("pretrain", "solid"), ("cluster", "solid")):
+            part = h[h["phase"] == phase]
+            if part[col].notna().any():
+                fig.add_trace(go.Scatter(x=part["step"], y=part[col], mode="lines", name=f"{LOSS_LABELS.get(name, name)} ({phase})",
+                                         line=dict(dash=dash)), row=1, col=1)
+    pre = h[h["phase"] == "pretrain"]
+    if len(pre) and (h["phase"] == "cluster").any():
+        fig.add_vline(x=pre["step"].max() + 0.5, line_dash="dash", line_color="grey")
+        fig.add_annotation(x=pre["step"].max() + 0.5, y=1, yref="paper", text="clustering starts", showarrow=False, xanchor="left")
+    if has_second:
+        if h["delta_label"].notna().any():
+            fig.add_trace(go.Scatter(x=h["step"], y=h["delta_label"], mode="lines+markers", name="delta_label"), row=2, col=1)
+            if tol is not None:
+                fig.add_hline(y=tol, line_dash="dot", line_color="red", annotation_text="tol", row=2, col=1)
+        for s in ("ari", "nmi"):
+            if s in h and h[s].notna().any():
+                fig.add_trace(go.Scatter(x=h["step"], y=h[s], mode="lines", name=s.upper()), row=2, col=1)
+    fig.update_xaxes(title_text="epoch (pretraining, then clustering)", row=2 if has_second else 1, col=1)
+    fig.update_yaxes(title_text="loss", type="log", row=1, col=1)
+    return _layout(fig, height=480 if has_second else 340)
+
+
+def snapshot_scatter(snapshot, title: str = "Embedding during clustering") -> go.Figure:
+    """A live snapshot: cells (coloured by current cluster, opacity by confidence) and centroids."""
+    fig = go.Figure()
+    for j in np.unique(snapshot.labels):
+        m = snapshot.labels == j
+        fig.add_trace(go.Scattergl(x=snapshot.coords[m, 0], y=snapshot.coords[m, 1], mode="markers", name=f"cluster {j}",
+                                   marker=dict(size=4, color=PALETTE[j % len(PALETTE)], opacity=0.8)))
+    fig.add_trace(go.Scatter(x=snapshot.centroids[:, 0], y=snapshot.centroids[:, 1], mode="markers", name="centroids",
+                             marker=dict(symbol="x", size=14, color="black", line=dict(width=2))))
+    fig.update_xaxes(title="PC1 of the initial embedding")
+    fig.update_yaxes(title="PC2")
+    return _layout(fig, f"{title} (update {snapshot.update})", height=420)
+
+
+def _subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, title: str = "", max_points: int = 200_000,
+                      hover: pd.Index | None = None, colorscale: str = "Viridis") -> go.Figure:
+    """UMAP (or any 2-D) scatter coloured by a categorical or continuous value (WebGL)."""
+    values = pd.Series(np.asarray(values)) if not isinstance(values, pd.Series) else values.reset_index(drop=True)
+    idx = _subsample(len(coords), max_points)
+    ok = idx[~np.isnan(coords[idx]).any(axis=1)]
+    x, y = coords[ok, 0], coords[ok, 1]
+    text = np.asarray(hover)[ok] if hover is not None else None
+    fig = go.Figure()
+    v = values.iloc[ok]
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or values.dtype == bool:
+        cats = v.astype(str)
+        for i, c in enumerate(sorted(cats.unique(), key=lambda s: (len(s), s))):
+            m = (cats == c).to_numpy()
+            fig.add_trace(go.Scattergl(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
+                                       marker=dict(size=4, color=PALETTE[i % len(PALETTE)])))
+    else:
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False,
+                                   marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=""))))
+    fig.update_layout(dragmode="lasso")
+    fig.update_xaxes(showticklabels=False, title="UMAP1")
+    fig.update_yaxes(showticklabels=False, title="UMAP2")
+    return _layout(fig, title, height=480)
+
+
+def qc_histograms(qc: pd.DataFrame) -> go.Figure:
+    """Distributions of total counts, genes per cell and % mitochondrial counts."""
+    cols = ["total_counts", "n_genes_by_counts", "pct_counts_mt"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["total counts", "genes per cell", "% mitochondrial"])
+    for i, c in enumerate(cols, start=1):
+        fig.add_trace(go.Histogram(x=qc[c], nbinsx=60, showlegend=False, marker_color=PALETTE[i]), row=1, col=i)
+    return _layout(fig, height=260)
+
+
+def counts_vs_genes(qc: pd.DataFrame, keep: np.ndarray | None = None, max_points: int = 50_000) -> go.Figure:
+    """Total counts against detected genes, cells failing the filters in grey."""
+    idx = _subsample(len(qc), max_points)
+    q = qc.iloc[idx]
+    color = np.where(keep[idx], "kept", "filtered out") if keep is not None else "kept"
+    fig = px.scatter(q, x="total_counts", y="n_genes_by_counts", color=color, color_discrete_map={"kept": PALETTE[0], "filtered out": "lightgrey"},
+                     render_mode="webgl", opacity=0.6)
+    fig.update_traces(marker_size=3)
+    return _layout(fig, "counts vs genes per cell", height=320)
+
+
+def hvg_plot(means: np.ndarray, dispersions: np.ndarray, highly_variable: np.ndarray) -> go.Figure:
+    """Normalised dispersion against mean expression, highly variable genes highlighted."""
+    fig = go.Figure()
+    for flag, name, color in ((False, "other genes", "lightgrey"), (True, "highly variable", PALETTE[1])):
+        m = highly_variable == flag
+        fig.add_trace(go.Scattergl(x=means[m], y=dispersions[m], mode="markers", name=name, marker=dict(size=3, color=color)))
+    fig.update_xaxes(title="mean expression (log)")
+    fig.update_yaxes(title="normalised dispersion")
+    return _layout(fig, "highly variable genes", height=320)
+
+
+def confidence_by_cluster(clusters: pd.Series, confidence: np.ndarray, threshold: float) -> go.Figure:
+    """Box plots of confidence (max q) per cluster, with the low-confidence threshold."""
+    df = pd.DataFrame({"cluster": clusters.astype(str).to_numpy(), "confidence": confidence}).dropna()
+    fig = px.box(df, x="cluster", y="confidence", points=False, color="cluster", color_discrete_sequence=PALETTE)
+    fig.add_hline(y=threshold, line_dash="dot", line_color="red", annotation_text="low-confidence threshold")
+    fig.update_layout(showlegend=False)
+    return _layout(fig, "confidence per cluster", height=320)
+
+
+def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
+    """Cells per (label, cluster) as a heatmap with counts."""
+    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(r) for r in table.index],
+                               colorscale="Blues", text=table.to_numpy(), texttemplate="%{text}"))
+    fig.update_xaxes(title="cluster")
+    fig.update_yaxes(title="label")
+    return _layout(fig, "labels vs clusters", height=max(300, 28 * len(table) + 120))
+
+
+def dot_plot(frac: pd.DataFrame, mean: pd.DataFrame) -> go.Figure:
+    """Marker dot plot: size = fraction of cells expressing, colour = mean expression."""
+    long = frac.stack().rename("fraction").to_frame().join(mean.stack().rename("mean")).reset_index()
+    long.columns = ["cluster", "gene", "fraction", "mean"]
+    fig = px.scatter(long, x="gene", y="cluster", size="fraction", color="mean", color_continuous_scale="Reds", size_max=14)
+    fig.update_yaxes(type="category")
+    return _layout(fig, "marker genes", height=max(300, 30 * frac.shape[0] + 140))
+
+
+def confidence_trace(trace: pd.DataFrame) -> go.Figure:
+    """Mean and 10-90 % band of confidence over target updates."""
+    fig = go.Figure()
+    if not trace.empty:
+        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["q90"], line=dict(width=0), showlegend=False))
+        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["q10"], fill="tonexty", line=dict(width=0), name="10-90 % of cells"))
+        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["mean"], mode="lines+markers", name="mean confidence"))
+    fig.update_xaxes(title="clustering epoch")
+    fig.update_yaxes(title="max q", range=[0, 1.02])
+    return _layout(fig, "confidence during clustering", height=300)

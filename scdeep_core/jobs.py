@@ -1,0 +1,217 @@
+"""Background training jobs and a registry a web page can reattach to.
+
+A :class:`TrainingJob` runs :func:`scdeep_core.fit` in a thread that never touches the
+UI; it keeps the events under a lock so a page can poll :meth:`TrainingJob.snapshot`
+once a second. The :class:`JobRegistry` holds jobs by id (a reloaded page finds its job
+again) and refuses a second concurrent run when the machine is busy.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+import anndata as ad
+import pandas as pd
+
+from .config import BaseConfig
+from .errors import InputError
+from .events import EmbeddingSnapshot, StopToken, TrainingEvent
+from .results import ClusteringResult
+
+
+@dataclass
+class JobView:
+    """A consistent copy of a job's state for drawing."""
+
+    job_id: str
+    status: str  # "running", "done", "stopped", "failed"
+    method: str
+    key: str
+    phase: str
+    progress: float
+    eta: float | None
+    elapsed: float
+    history: pd.DataFrame
+    last_event: TrainingEvent | None
+    snapshots: list[EmbeddingSnapshot]
+    message: str
+    error: str | None
+    result: ClusteringResult | None
+    confidence_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+class TrainingJob:
+    """One training run in a background thread.
+
+    Parameters
+    ----------
+    adata
+        The data; the job works on a copy, so the caller's object is never touched
+        from another thread.
+    method, config, label_key, key
+        As for :func:`scdeep_core.fit`.
+    umap
+        Also compute the UMAP of the embedding once training ends.
+    """
+
+    def __init__(self, adata: ad.AnnData, method: str, config: BaseConfig, *, label_key: str | None = None,
+                 key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60) -> None:
+        self.job_id = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self.method = method
+        self.config = config
+        self.key = key or method
+        self.label_key = label_key
+        self.umap = umap
+        self.adata = adata.copy()
+        self.stop_token = StopToken()
+        self.max_snapshots = max_snapshots
+        self._lock = threading.Lock()
+        self._rows: list[dict] = []
+        self._snapshots: list[EmbeddingSnapshot] = []
+        self._confidence: list[dict] = []
+        self._last: TrainingEvent | None = None
+        self.status = "created"
+        self.phase = "queued"
+        self.message = ""
+        self.error: str | None = None
+        self.result: ClusteringResult | None = None
+        self.started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name=f"scdeep-{self.job_id}", daemon=True)
+
+    def start(self) -> "TrainingJob":
+        self.status = "running"
+        self.started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to stop at the next minibatch; the partial result is kept."""
+        self.stop_token.stop()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def _on_event(self, event: TrainingEvent) -> None:
+        with self._lock:
+            self._last = event
+            self.phase = event.phase
+            if event.message:
+                self.message = event.message
+            if event.phase in ("pretrain", "cluster"):
+                self._rows.append(event.as_row())
+            if event.snapshot is not None:
+                snap = event.snapshot
+                self._snapshots.append(snap)
+                self._snapshots = self._snapshots[-self.max_snapshots :]
+                conf = snap.confidence
+                self._confidence.append({"update": snap.update, "epoch": event.epoch, "mean": float(conf.mean()),
+                                         "q10": float(pd.Series(conf).quantile(0.1)), "q90": float(pd.Series(conf).quantile(0.9))})
+
+    def _run(self) -> None:
+        from .api import fit
+
+        try:
+            result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
+                         stop_token=self.stop_token, key_added=self.key)
+            if self.umap:
+                with self._lock:
+                    self.phase, self.message = "umap", "Computing the UMAP of the embedding..."
+                from .embedding import add_umap
+
+                add_umap(self.adata, self.key, seed=self.config.seed)
+            with self._lock:
+                self.result = result
+                self.status = "done" if result.stage == "done" else "stopped"
+                self.message = result.summary()
+        except InputError as exc:
+            with self._lock:
+                self.status, self.error = "failed", str(exc)
+        except Exception as exc:  # a crash must reach the page, not vanish with the thread
+            with self._lock:
+                self.status, self.error = "failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+
+    def snapshot(self) -> JobView:
+        """Thread-safe copy of everything a page draws."""
+        with self._lock:
+            last = self._last
+            return JobView(
+                job_id=self.job_id, status=self.status, method=self.method, key=self.key, phase=self.phase,
+                progress=last.progress if last else 0.0, eta=last.eta if last else None,
+                elapsed=time.perf_counter() - self.started, history=pd.DataFrame(self._rows), last_event=last,
+                snapshots=list(self._snapshots), message=self.message, error=self.error, result=self.result,
+                confidence_trace=pd.DataFrame(self._confidence),
+            )
+
+
+class BusyError(RuntimeError):
+    """Another training run occupies the machine (or this session already runs one)."""
+
+
+class JobRegistry:
+    """Jobs by id, with a limit on concurrent runs (training uses both cores)."""
+
+    def __init__(self, max_running: int = 1, orphan_grace_s: float = 30.0) -> None:
+        self.max_running = max_running
+        self.orphan_grace_s = orphan_grace_s
+        self._jobs: dict[str, TrainingJob] = {}
+        self._orphaned: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, job: TrainingJob) -> TrainingJob:
+        """Start ``job`` unless its owner already runs one or the machine is full."""
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.running]
+            if any(j.owner == job.owner for j in running):
+                raise BusyError("A training run of yours is still going: stop it or wait for it to finish.")
+            if len(running) >= self.max_running:
+                raise BusyError(f"The machine is busy with {len(running)} other training run(s); try again when it finishes.")
+            self._jobs[job.job_id] = job
+            return job.start()
+
+    def get(self, job_id: str | None) -> TrainingJob | None:
+        return self._jobs.get(job_id) if job_id else None
+
+    def stop_owner(self, owner: str) -> None:
+        """Stop every running job of ``owner`` now."""
+        for j in list(self._jobs.values()):
+            if j.owner == owner and j.running:
+                j.stop()
+
+    def release_owner(self, owner: str) -> None:
+        """A browser session closed: stop its running jobs unless a reloaded page adopts
+        them within ``orphan_grace_s`` seconds (a reload also closes the old session)."""
+        with self._lock:
+            for j in self._jobs.values():
+                if j.owner == owner and j.running:
+                    self._orphaned[j.job_id] = time.monotonic()
+        timer = threading.Timer(self.orphan_grace_s, self._reap)
+        timer.daemon = True
+        timer.start()
+
+    def adopt(self, job_id: str | None, owner: str) -> TrainingJob | None:
+        """Give job ``job_id`` to a new session (after a page reload)."""
+        job = self.get(job_id)
+        if job is not None:
+            with self._lock:
+                job.owner = owner
+                self._orphaned.pop(job.job_id, None)
+        return job
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [jid for jid, t in self._orphaned.items() if now - t >= self.orphan_grace_s - 0.01]
+            for jid in expired:
+                self._orphaned.pop(jid)
+                self._jobs[jid].stop()
+
+    def running(self) -> list[TrainingJob]:
+        return [j for j in self._jobs.values() if j.running]
