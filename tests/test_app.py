@@ -1,0 +1,113 @@
+"""The dashboard pages driven with Streamlit's AppTest (real app code, real training)."""
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import shared_file
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def load_builtin(at: AppTest, name: str = "pbmc68k_reduced") -> AppTest:
+    at.selectbox(key="builtin_name").set_value(name).run()
+    at.button(key="load_builtin").click().run()
+    assert not at.exception
+    return at
+
+
+def wait_for_run(at: AppTest, timeout: float = 300) -> None:
+    start = time.time()
+    while time.time() - start < timeout:
+        time.sleep(1.5)
+        at.run()  # AppTest never fires run_every timers: poll by rerunning
+        assert not at.exception
+        if at.session_state["runs"]:
+            return
+    raise AssertionError("training did not finish in time")
+
+
+def test_data_page_builtin_pbmc_summary_and_qc():
+    at = load_builtin(new_app())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["cells"] == "700" and metrics["genes"] == "765" and metrics["integer counts"] == "yes"
+    assert at.session_state["label_key"] == "bulk_labels"
+    assert any("700 of 700 cells" in m.value for m in at.markdown)
+    genes = at.slider(key="f_genes")
+    genes.set_value(genes.max).run()  # the median: about half the cells fail
+    remaining = [m.value for m in at.markdown if "cells** pass" in m.value][0]
+    assert "of 700 cells" in remaining and "700 of 700" not in remaining
+    at.button(key="apply_filters").click().run()
+    assert not at.exception and at.session_state["adata"].n_obs < 700
+
+
+def test_upload_real_h5ad():
+    path = shared_file("pbmc_10x_4271.h5ad")
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    at.file_uploader(key="upload").upload(path.name, path.read_bytes()).run()
+    assert not at.exception
+    assert at.session_state["adata"].shape == (4271, 2000)
+    assert at.session_state["label_key"] == "label"
+
+
+def test_bad_upload_shows_error_and_app_keeps_working():
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    at.file_uploader(key="upload").upload("bad.csv", b"gene,c1,c2\nA,1,x\nB,2,3\n").run()
+    assert not at.exception
+    assert any("non-numeric" in e.value for e in at.error)
+    at.radio(key="data_source").set_value("Built-in dataset").run()
+    load_builtin(at)
+    assert at.session_state["adata"].n_obs == 700
+
+
+def start_training(at: AppTest, method: str, pretrain_epochs: int, **extra) -> None:
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value(method).run()
+    at.number_input(key=f"hp_{method}_pre").set_value(pretrain_epochs).run()
+    for k, v in extra.items():
+        at.number_input(key=k).set_value(v).run()
+    at.button(key="start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+def test_train_desc_then_explore_results():
+    at = load_builtin(new_app())
+    start_training(at, "desc", 20)
+    wait_for_run(at)
+    assert "desc" in at.session_state["runs"]
+    adata = at.session_state["adata"]
+    assert "desc_cluster" in adata.obs and "X_desc_umap" in adata.obsm
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    metrics = {m.label: float(m.value) for m in at.metric}
+    assert 0.2 < metrics["ARI"] <= 1 and 0 < metrics["ACC"] <= 1
+    at.radio(key="colour_by").set_value("confidence (max q)").run()
+    at.button(key="markers_btn").click().run()
+    assert not at.exception and len(at.dataframe) >= 1
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+
+
+def test_stop_mid_run_keeps_page_usable():
+    at = load_builtin(new_app())
+    start_training(at, "scdcc", 2000)
+    time.sleep(4)
+    at.run()
+    at.button(key="stop").click().run()
+    wait_for_run(at, timeout=120)
+    result = at.session_state["runs"]["scdcc"]
+    assert result.stage == "pretrain"  # stopped during pretraining: labels from the initial clustering
+    assert len(result.labels) == 700
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert any("Stopped" in w.value or "stage=pretrain" in w.value for w in [*at.warning, *at.caption])
