@@ -6,12 +6,11 @@ from pages.common import init_state, sidebar, warm_up
 st.set_page_config(page_title="scDeep", page_icon=":material/scatter_plot:", layout="wide")
 init_state()
 warm_up()
-nav = st.navigation(
-    [
-        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/explore.py", title="Explore", icon=":material/explore:"),
-    ]
-)
-sidebar()
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/explore:"),
+]
+nav = st.navigation(PAGES, position="hidden")
+sidebar(PAGES)
 nav.run()

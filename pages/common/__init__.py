@@ -86,23 +86,34 @@ def harvest(job: TrainingJob) -> None:
     ss.harvested.add(job.job_id)
 
 
-def sidebar() -> None:
+def sidebar(pages: list) -> None:
+    """Navigation links, the loaded dataset and the training status."""
     ss = st.session_state
     with st.sidebar:
+        st.markdown("## scDeep")
+        for page in pages:
+            st.page_link(page)
         st.markdown("### Dataset")
         if ss.adata is None:
             st.caption("None loaded: go to **Data**.")
         else:
             st.markdown(f"**{ss.dataset_name}**  \n{ss.adata.n_obs:,} cells x {ss.adata.n_vars:,} genes")
             st.caption(f"label column: {ss.label_key or '-'}")
-        st.markdown("### Training")
         job = current_job()
-        if job is None:
-            st.caption("No run yet.")
-        else:
-            view = job.snapshot()
-            st.markdown(f"**{view.method}** - {view.status} ({view.phase})")
-            if view.status == "running":
-                st.progress(view.progress)
-        if ss.runs:
-            st.caption("Results: " + ", ".join(ss.runs))
+        # Decorated per run: the refresh interval depends on whether a job runs now.
+        st.fragment(run_every=2.0 if job is not None and job.running else None)(job_status)()
+
+
+def job_status() -> None:
+    """Training status in the sidebar, refreshed while a job runs."""
+    st.markdown("### Training")
+    job = current_job()
+    if job is None:
+        st.caption("No run yet.")
+    else:
+        view = job.snapshot()
+        st.markdown(f"**{view.method.upper()}**: {view.status} ({view.phase})")
+        if view.status == "running":
+            st.progress(view.progress)
+    if st.session_state.runs:
+        st.caption("Results: " + ", ".join(st.session_state.runs))

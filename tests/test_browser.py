@@ -1,0 +1,120 @@
+"""The real product in real Chromium: upload, train, watch the curve grow, explore, download.
+
+Needs /usr/bin/chromium (``.ci/run`` installs it) and ../shared/data. Screenshots of each
+page go to ``test-artifacts/``.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import anndata as ad
+import pytest
+
+from conftest import shared_file
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it with apt)")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def plot_points(page, index: int = 0) -> int:
+    """Number of x values in the first trace of the index-th plotly chart."""
+    return page.evaluate(f"""() => {{
+        const d = document.querySelectorAll('.js-plotly-plot')[{index}];
+        return d && d._fullData && d._fullData.length ? d._fullData[0].x.length : 0; }}""")
+
+
+def debug(page):
+    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(d => [d.data ? d.data.length : -1, d.data && d.data[0] ? JSON.stringify(d.data[0]).slice(0, 300) : ''])")
+
+
+def test_upload_train_explore_download(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    data = shared_file("pbmc_10x_4271.h5ad")
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
+        page.get_by_text("Upload a file").click()
+        page.locator('input[type="file"]').set_input_files(str(data))
+        expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "1_data.png", full_page=True)
+
+        page.get_by_role("link", name="Train").click()
+        expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+        page.get_by_text("DESC", exact=True).click()
+        page.get_by_text("Hyperparameters").click()
+        box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
+        box.fill("60")
+        box.press("Enter")
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(3000)
+        page.screenshot(path=ARTIFACTS / "2_train_started.png", full_page=True)
+        page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot');"
+                               " return d && d._fullData && d._fullData.length > 0 && d._fullData[0].x.length >= 1; }", timeout=120_000)
+        first = plot_points(page)
+        page.wait_for_timeout(5000)
+        later = plot_points(page)
+        assert later > first >= 1, (first, later, debug(page))  # the loss curve grows while training  # the loss curve grows while training
+        page.screenshot(path=ARTIFACTS / "2_train_live.png", full_page=True)
+        expect(page.get_by_text("converged").first).to_be_visible(timeout=180_000)
+        page.screenshot(path=ARTIFACTS / "3_train_done.png", full_page=True)
+
+        page.get_by_role("link", name="Explore").click()
+        expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
+        page.get_by_text("confidence (max q)").click()
+        page.wait_for_timeout(2000)
+        has_colorbar = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))")
+        assert has_colorbar
+        page.screenshot(path=ARTIFACTS / "4_explore.png", full_page=True)
+        with page.expect_download(timeout=120_000) as dl:
+            page.get_by_role("button", name="Results (.h5ad)").click()
+        target = tmp_path / "result.h5ad"
+        dl.value.save_as(target)
+        browser.close()
+    result = ad.read_h5ad(target)
+    assert result.n_obs == 4271
+    assert "desc_cluster" in result.obs and "desc_confidence" in result.obs
+    assert result.obs["desc_confidence"].between(0, 1).all()
