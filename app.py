@@ -12,5 +12,8 @@ PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/explore:"),
 ]
 nav = st.navigation(PAGES, position="hidden")
-sidebar(PAGES)
-nav.run()
+try:
+    nav.run()
+finally:
+    # Drawn after the page so that it shows what the page just loaded or started.
+    sidebar(PAGES)

@@ -93,7 +93,9 @@ if "qc" not in ss:
     with st.spinner("Computing QC metrics..."):
         ss.qc = pp.qc_metrics(adata)
 qc = ss.qc
-st.plotly_chart(figures.qc_histograms(qc), width="stretch")
+st.plotly_chart(figures.qc_histograms(qc, show_mito=bool(qc["pct_counts_mt"].gt(0).any())), width="stretch")
+if not qc["pct_counts_mt"].gt(0).any():
+    st.caption("No mitochondrial genes found (names starting with MT- / mt-), so % mitochondrial is 0 for every cell.")
 c1, c2, c3 = st.columns(3)
 min_counts = c1.slider("min total counts", 0, int(qc["total_counts"].quantile(0.5)), 0, key="f_counts")
 min_genes = c2.slider("min genes per cell", 0, int(qc["n_genes_by_counts"].quantile(0.5)), 0, key="f_genes")

@@ -100,10 +100,11 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
     return _layout(fig, title, height=480)
 
 
-def qc_histograms(qc: pd.DataFrame) -> go.Figure:
-    """Distributions of total counts, genes per cell and % mitochondrial counts."""
-    cols = ["total_counts", "n_genes_by_counts", "pct_counts_mt"]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["total counts", "genes per cell", "% mitochondrial"])
+def qc_histograms(qc: pd.DataFrame, show_mito: bool = True) -> go.Figure:
+    """Distributions of total counts, genes per cell and (when any) % mitochondrial counts."""
+    cols = ["total_counts", "n_genes_by_counts", "pct_counts_mt"][: 3 if show_mito else 2]
+    titles = ["total counts", "genes per cell", "% mitochondrial"][: len(cols)]
+    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=titles)
     for i, c in enumerate(cols, start=1):
         fig.add_trace(go.Histogram(x=qc[c], nbinsx=60, showlegend=False, marker_color=PALETTE[i]), row=1, col=i)
     return _layout(fig, height=260)

@@ -100,6 +100,7 @@ def test_upload_train_explore_download(server, tmp_path):
         assert later > first >= 1, (first, later, debug(page))  # the loss curve grows while training  # the loss curve grows while training
         page.screenshot(path=ARTIFACTS / "2_train_live.png", full_page=True)
         expect(page.get_by_text("converged").first).to_be_visible(timeout=180_000)
+        print(page.get_by_text("converged").first.inner_text())
         page.screenshot(path=ARTIFACTS / "3_train_done.png", full_page=True)
 
         page.get_by_role("link", name="Explore").click()

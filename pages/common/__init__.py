@@ -1,6 +1,7 @@
 """Session state, the job registry and the sidebar shared by every page (UI glue only)."""
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 
@@ -33,6 +34,8 @@ def warm_up() -> threading.Thread:
     """Pay UMAP's one-time numba compilation in the background at app start."""
 
     def run() -> None:
+        if os.environ.get("SCDEEP_NO_WARMUP"):
+            return
         import numpy as np
 
         from scdeep_core.embedding import umap_coords
