@@ -7,7 +7,7 @@
 """
 __version__ = "0.1.0"
 
-from . import io
+from . import datasets, io
 from .api import fit
 from .config import ConfigError, ConstraintConfig, DESCConfig, SCDCCConfig, config_for
 from .errors import InputError

@@ -129,9 +129,8 @@ class BaseConfig:
 class DESCConfig(BaseConfig):
     """DESC (Li et al. 2020): MSE autoencoder with tanh bottleneck, then KL on the encoder only."""
 
-    hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
-    latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
-    n_top_genes: int = _f(1000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
+    hidden_dims: tuple[int, ...] = _f((128,), "Encoder hidden layer widths (decoder mirrors them).")
+    latent_dim: int = _f(16, "Size of the embedding z.", (2, 1024))
     dropout: float = _f(0.2, "Dropout in pretraining.", (0.0, 0.9))
     n_neighbors: int = _f(10, "Neighbours in the kNN graph used by Leiden (DESC uses 10).", (2, 200))
     cluster_lr: float = _f(0.01, "Learning rate of the clustering stage (SGD, momentum 0.9).", (1e-7, 10.0))

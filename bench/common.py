@@ -1,0 +1,62 @@
+"""Shared helpers of the benchmarks: datasets, peak memory, subprocess isolation."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCDEEP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# name -> (file, label key, k)
+DATASETS = {
+    "cellbench_celseq2_5cl_909": ("cellbench_celseq2_5cl_909.h5ad", "label", 5),
+    "mouse_bladder_2746": ("mouse_bladder_2746.h5ad", "label", 16),
+    "paul15_2730": ("paul15_2730.h5ad", "label", 19),
+    "pbmc_10x_4271": ("pbmc_10x_4271.h5ad", "label", 8),
+    "cbmc_citeseq_8617": ("cbmc_citeseq_8617.h5ad", "label", 15),
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(module: str, payload: dict, timeout: float = 3600) -> dict:
+    """Run ``python -m <module>`` with a JSON payload in a fresh process; return its JSON answer.
+
+    A fresh process per measurement gives honest peak RSS and cold-start numbers.
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", module, json.dumps(payload)], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}"
