@@ -10,6 +10,7 @@ PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/explore:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 nav = st.navigation(PAGES, position="hidden")
 try:

@@ -86,6 +86,7 @@ def harvest(job: TrainingJob) -> None:
     if umap_key in job.adata.obsm:
         ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
     ss.runs[job.key] = job.result
+    ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
     ss.harvested.add(job.job_id)
 
 
