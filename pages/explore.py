@@ -48,9 +48,11 @@ else:
 fig = figures.embedding_scatter(coords, values, title=f"UMAP of the {key} embedding", hover=adata.obs_names)
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("lasso", "box"), key="umap_chart")
 
-selected = [p.get("text") for p in (event.selection.points if event and event.selection else []) if p.get("text")]
-if selected:
-    sel = adata.obs.loc[selected]
+points = event.selection.points if event and event.selection else []
+rows = sorted({int(np.ravel(p["customdata"])[0]) for p in points if p.get("customdata") is not None})
+if rows:
+    sel = adata.obs.iloc[rows]
+    selected = list(sel.index)
     st.markdown(f"**{len(selected)} cells selected.** Clusters: " + ", ".join(f"{k}: {v}" for k, v in sel[f"{key}_cluster"].value_counts().items() if v))
     st.write(sel[[f"{key}_cluster", f"{key}_confidence"]].describe(include="all"))
     st.download_button("Download selected cell IDs", "\n".join(selected), file_name=f"{key}_selected_cells.txt", key="dl_sel")

@@ -1,9 +1,12 @@
 """``fit``: one entry point for DESC and scDCC on an AnnData."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -62,6 +65,102 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
     return cons.restrict_to_cells(pc, data.cell_mask)
 
 
+@dataclass
+class _PretrainedRun:
+    """Everything shared by the clustering stages that follow one pretraining."""
+
+    method: str
+    cfg: BaseConfig
+    data: PreparedData
+    hooks: object
+    model: torch.nn.Module
+    monitor: Monitor
+    rng: np.random.Generator
+    z: np.ndarray
+    truth: np.ndarray | None
+    eval_mask: np.ndarray | None
+    notes: list[str]
+    pretrain_s: float
+    pretrain_history: list[dict]
+
+
+def _pretrain_run(adata, method, config, label_key, callbacks, stop_token, max_cluster_epochs_total) -> _PretrainedRun:
+    t_start = time.perf_counter()
+    method = method.lower()
+    cfg = config if config is not None else config_for(method)
+    if cfg.method != method:
+        raise ConfigError(f"A {type(cfg).__name__} was given for method {method!r}.")
+    cfg.validate()
+    check_label_key(adata, label_key)
+    if cfg.n_clusters is not None and cfg.n_clusters > adata.n_obs:
+        raise InputError(f"k = {cfg.n_clusters} clusters is more than the {adata.n_obs} cells: choose k below the number of cells.")
+    data = prepare(adata, method=method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
+    if cfg.n_clusters is not None and cfg.n_clusters > data.n_cells:
+        raise InputError(f"k = {cfg.n_clusters} is more than the {data.n_cells} cells left after dropping all-zero cells.")
+    truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
+    pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None
+    eval_mask = None
+    if truth is not None:
+        eval_mask = pd.notna(pd.Series(truth)).to_numpy()
+        if pairs is not None:
+            eval_mask &= ~pairs.used_cells
+    rng = np.random.default_rng(cfg.seed)
+    n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
+    with _SEED_LOCK:
+        torch.manual_seed(cfg.seed)
+        hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
+        model = hooks.build_model(data.n_genes)
+    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=n_pretrain + max_cluster_epochs_total)
+    pretrain(model, data, hooks, cfg, monitor, rng, n_pretrain)
+    notes = list(data.notes) + (pairs.notes if pairs is not None else [])
+    return _PretrainedRun(method, cfg, data, hooks, model, monitor, rng, embed(model, data), truth, eval_mask, notes,
+                          time.perf_counter() - t_start, list(monitor.history))
+
+
+def _cluster_and_finish(run: _PretrainedRun, cfg: BaseConfig, model: torch.nn.Module, key: str, adata: ad.AnnData) -> ClusteringResult:
+    """Initialise centroids on the pretrained embedding, run the clustering stage, write the result."""
+    t0 = time.perf_counter()
+    monitor, z = run.monitor, run.z
+    monitor.history = list(run.pretrain_history)
+    init_labels = initial_clusters(z, cfg)
+    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))
+    scores = monitor.score(init_labels)
+    n_init = int(init_labels.max()) + 1
+    monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, n_clusters=n_init, ari=scores.get("ari"), nmi=scores.get("nmi"),
+                               message=f"Initialised {n_init} clusters."))
+    t_init = time.perf_counter()
+    notes = list(run.notes)
+    stage = "pretrain" if monitor.stop_requested else "cluster"
+    if n_init < 2:
+        notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
+    if stage == "cluster" and n_init >= 2:
+        out = cluster_stage(model, run.data, run.hooks, cfg, monitor, run.rng, SnapshotMaker(z, cfg.snapshot_cells, cfg.seed))
+        labels, q, z, converged, cluster_epochs = out.labels, out.q, out.z, out.converged, out.epochs
+        stage = "cluster" if out.stopped else "done"
+    else:
+        with torch.no_grad():
+            q = model.soft_assign(torch.from_numpy(z), cfg.alpha).numpy()
+        labels, converged, cluster_epochs = q.argmax(axis=1), False, 0
+    t_end = time.perf_counter()
+    final_scores = monitor.score(labels) if run.truth is not None else {}
+    result = ClusteringResult(
+        method=run.method, key=key, config=cfg.to_dict(), labels=labels, q=q, embedding=z,
+        centroids=model.centroids.detach().numpy().copy(), cell_mask=run.data.cell_mask,
+        history=pd.DataFrame(monitor.history), stage=stage, converged=converged, scores=final_scores,
+        eval_mask=run.eval_mask, notes=notes, genes=[str(g) for g in run.data.genes],
+        timings={
+            "pretrain_s": run.pretrain_s, "init_s": t_init - t0, "cluster_s": t_end - t_init,
+            "total_s": run.pretrain_s + t_end - t0, "pretrain_epochs": float(len(run.pretrain_history)),
+            "cluster_epochs": float(cluster_epochs),
+        },
+    )
+    write_to_adata(adata, result)
+    monitor.emit(TrainingEvent("stopped" if stage != "done" else "done", cluster_epochs, cfg.max_cluster_epochs,
+                               n_clusters=result.n_clusters, ari=final_scores.get("ari"), nmi=final_scores.get("nmi"),
+                               message=result.summary()))
+    return result
+
+
 def fit(
     adata: ad.AnnData,
     method: str = "scdcc",
@@ -97,77 +196,39 @@ def fit(
     -------
     ClusteringResult
     """
-    t_start = time.perf_counter()
-    method = method.lower()
     cfg = config if config is not None else config_for(method)
-    if cfg.method != method:
-        raise ConfigError(f"A {type(cfg).__name__} was given for method {method!r}.")
-    cfg.validate()
-    check_label_key(adata, label_key)
-    if cfg.n_clusters is not None and cfg.n_clusters > adata.n_obs:
-        raise InputError(f"k = {cfg.n_clusters} clusters is more than the {adata.n_obs} cells: choose k below the number of cells.")
+    run = _pretrain_run(adata, method, cfg, label_key, callbacks, stop_token, cfg.max_cluster_epochs)
+    return _cluster_and_finish(run, run.cfg, run.model, key_added or run.method, adata)
 
-    data = prepare(adata, method=method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
-    if cfg.n_clusters is not None and cfg.n_clusters > data.n_cells:
-        raise InputError(f"k = {cfg.n_clusters} is more than the {data.n_cells} cells left after dropping all-zero cells.")
-    truth = None
-    if label_key is not None:
-        truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask]
-    pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None
-    eval_mask = None
-    if truth is not None:
-        eval_mask = pd.notna(pd.Series(truth)).to_numpy()
-        if pairs is not None:
-            eval_mask &= ~pairs.used_cells
 
-    rng = np.random.default_rng(cfg.seed)
-    n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
-    with _SEED_LOCK:
-        torch.manual_seed(cfg.seed)
-        hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
-        model = hooks.build_model(data.n_genes)
-    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=n_pretrain + cfg.max_cluster_epochs)
+def fit_resolutions(
+    adata: ad.AnnData,
+    resolutions: Sequence[float],
+    method: str = "desc",
+    config: BaseConfig | None = None,
+    *,
+    label_key: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    stop_token: StopToken | None = None,
+    key_prefix: str | None = None,
+) -> dict[float, ClusteringResult]:
+    """One pretrained autoencoder, clustered at several Leiden resolutions (DESC's workflow).
 
-    pretrain(model, data, hooks, cfg, monitor, rng, n_pretrain)
-    t_pretrain = time.perf_counter()
-    z = embed(model, data)
-    init_labels = initial_clusters(z, cfg)
-    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))
-    scores = monitor.score(init_labels)
-    n_init = int(init_labels.max()) + 1
-    monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, n_clusters=n_init, ari=scores.get("ari"), nmi=scores.get("nmi"),
-                               message=f"Initialised {n_init} clusters."))
-    t_init = time.perf_counter()
+    Each resolution starts from a copy of the same pretrained network and writes its
+    keys under ``f"{key_prefix}_r{resolution}"`` (prefix defaults to the method name).
 
-    notes = list(data.notes) + (pairs.notes if pairs is not None else [])
-    stage = "pretrain" if monitor.stop_requested else "cluster"
-    if n_init < 2:
-        notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
-    if stage == "cluster" and n_init >= 2:
-        out = cluster_stage(model, data, hooks, cfg, monitor, rng, SnapshotMaker(z, cfg.snapshot_cells, cfg.seed))
-        labels, q, z, converged = out.labels, out.q, out.z, out.converged
-        stage = "cluster" if out.stopped else "done"
-        cluster_epochs = out.epochs
-    else:
-        with torch.no_grad():
-            q = model.soft_assign(torch.from_numpy(z), cfg.alpha).numpy()
-        labels, converged, cluster_epochs = q.argmax(axis=1), False, 0
-    t_end = time.perf_counter()
-
-    final_scores = monitor.score(labels) if truth is not None else {}
-    result = ClusteringResult(
-        method=method, key=key_added or method, config=cfg.to_dict(), labels=labels, q=q, embedding=z,
-        centroids=model.centroids.detach().numpy().copy(), cell_mask=data.cell_mask,
-        history=pd.DataFrame(monitor.history), stage=stage, converged=converged, scores=final_scores,
-        eval_mask=eval_mask, notes=notes, genes=[str(g) for g in data.genes],
-        timings={
-            "pretrain_s": t_pretrain - t_start, "init_s": t_init - t_pretrain, "cluster_s": t_end - t_init,
-            "total_s": t_end - t_start, "pretrain_epochs": float(sum(monitor.history[i]["phase"] == "pretrain" for i in range(len(monitor.history)))),
-            "cluster_epochs": float(cluster_epochs),
-        },
-    )
-    write_to_adata(adata, result)
-    monitor.emit(TrainingEvent("stopped" if stage != "done" else "done", cluster_epochs, cfg.max_cluster_epochs,
-                               n_clusters=result.n_clusters, ari=final_scores.get("ari"), nmi=final_scores.get("nmi"),
-                               message=result.summary()))
-    return result
+    Returns
+    -------
+    dict
+        Resolution -> :class:`ClusteringResult`.
+    """
+    if not resolutions:
+        raise ConfigError("Give at least one resolution.")
+    cfg = config if config is not None else config_for(method)
+    cfg = dataclasses.replace(cfg, n_clusters=None)
+    run = _pretrain_run(adata, method, cfg, label_key, callbacks, stop_token, cfg.max_cluster_epochs * len(resolutions))
+    results = {}
+    for res in resolutions:
+        cfg_r = dataclasses.replace(cfg, resolution=float(res))
+        results[float(res)] = _cluster_and_finish(run, cfg_r, copy.deepcopy(run.model), f"{key_prefix or run.method}_r{res:g}", adata)
+    return results

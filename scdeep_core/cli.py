@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--method", choices=sorted(CONFIG_CLASSES), default="scdcc", help="desc: MSE autoencoder + KL; scdcc: ZINB autoencoder + KL (+ constraints). Default: scdcc.")
     k = fit.add_mutually_exclusive_group()
     k.add_argument("--n-clusters", type=int, help="Number of clusters k (KMeans initialisation).")
-    k.add_argument("--resolution", type=float, help="Leiden resolution when k is unknown (default 1.0).")
+    k.add_argument("--resolution", type=lambda v: [float(x) for x in v.split(",")],
+                   help="Leiden resolution when k is unknown (default 1.0); several, comma separated, reuse one pretrained autoencoder.")
     fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
     fit.add_argument("--out", type=Path, help="Folder for result.h5ad, config.json, history.csv, labels.csv (default: <input stem>_<method>).")
     fit.add_argument("--key", help="Prefix of the result keys in the AnnData (default: the method name).")
@@ -65,7 +66,9 @@ def _help(name: str) -> str:
 def _config_from_args(args: argparse.Namespace):
     cls = CONFIG_CLASSES[args.method]
     names = {f.name for f in dataclasses.fields(cls)}
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None and n != "constraints"}
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None and n not in ("constraints", "resolution")}
+    if args.resolution:
+        overrides["resolution"] = args.resolution[0]
     if args.method == "scdcc":
         overrides["constraints"] = ConstraintConfig(
             source=args.constraints, label_key=args.constraint_label_key, fraction=args.fraction, n_pairs=args.n_pairs,
@@ -118,18 +121,24 @@ def run_fit(args: argparse.Namespace) -> int:
     for note in adata.uns.get("scdeep_io", {}).get("notes", []):
         if note:
             print(f"note: {note}", file=sys.stderr)
-    result = api.fit(adata, args.method, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if not args.no_umap:
-        from .embedding import add_umap
-
-        add_umap(adata, result.key, seed=cfg.seed)
     out = args.out or Path(f"{stem}_{args.method}")
-    paths = results.save_run(adata, result, out)
-    wall = time.perf_counter() - t0
-    scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
-    print(f"{args.method}: k={result.n_clusters} {scores} wall={wall:.1f}s stage={result.stage} -> {', '.join(str(p) for p in paths.values())}")
+    if args.resolution and len(args.resolution) > 1:
+        runs = list(api.fit_resolutions(adata, args.resolution, args.method, cfg, label_key=args.label_key,
+                                        callbacks=[_Progress(args.quiet)], key_prefix=args.key).values())
+    else:
+        runs = [api.fit(adata, args.method, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
+    for note in runs[0].notes:
+        print(f"note: {note}", file=sys.stderr)
+    for result in runs:
+        if not args.no_umap:
+            from .embedding import add_umap
+
+            add_umap(adata, result.key, seed=cfg.seed)
+    for result in runs:
+        paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
+        scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
+        print(f"{result.key}: k={result.n_clusters} {scores} wall={time.perf_counter() - t0:.1f}s stage={result.stage} "
+              f"-> {', '.join(str(p) for p in paths.values())}")
     return 0
 
 

@@ -77,7 +77,10 @@ def _subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, title: str = "", max_points: int = 200_000,
                       hover: pd.Index | None = None, colorscale: str = "Viridis") -> go.Figure:
-    """UMAP (or any 2-D) scatter coloured by a categorical or continuous value (WebGL)."""
+    """UMAP (or any 2-D) scatter coloured by a categorical or continuous value (WebGL).
+
+    Each point's ``customdata`` is its row in ``coords``, so a lasso selection maps back to cells.
+    """
     values = pd.Series(np.asarray(values)) if not isinstance(values, pd.Series) else values.reset_index(drop=True)
     idx = _subsample(len(coords), max_points)
     ok = idx[~np.isnan(coords[idx]).any(axis=1)]
@@ -90,9 +93,9 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
         for i, c in enumerate(sorted(cats.unique(), key=lambda s: (len(s), s))):
             m = (cats == c).to_numpy()
             fig.add_trace(go.Scattergl(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
-                                       marker=dict(size=4, color=PALETTE[i % len(PALETTE)])))
+                                       customdata=ok[m], marker=dict(size=4, color=PALETTE[i % len(PALETTE)])))
     else:
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False,
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False, customdata=ok,
                                    marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=""))))
     fig.update_layout(dragmode="lasso")
     fig.update_xaxes(showticklabels=False, title="UMAP1")

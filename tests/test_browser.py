@@ -99,12 +99,25 @@ def test_upload_train_explore_download(server, tmp_path):
         later = plot_points(page)
         assert later > first >= 1, (first, later, debug(page))  # the loss curve grows while training  # the loss curve grows while training
         page.screenshot(path=ARTIFACTS / "2_train_live.png", full_page=True)
-        expect(page.get_by_text("converged").first).to_be_visible(timeout=180_000)
-        print(page.get_by_text("converged").first.inner_text())
+        done = page.get_by_text("ARI=").first  # the run's summary line appears when it ends
+        expect(done).to_be_visible(timeout=300_000)
+        print(done.inner_text())
         page.screenshot(path=ARTIFACTS / "3_train_done.png", full_page=True)
 
         page.get_by_role("link", name="Explore").click()
         expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
+        # Lasso a region of the UMAP: the page summarises the selected cells.
+        plot = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first
+        expect(plot).to_be_visible()
+        b = plot.bounding_box()
+        cx, cy, rx, ry = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"] * 0.45, b["height"] * 0.45
+        page.mouse.move(cx - rx, cy - ry)
+        page.mouse.down()
+        for fx, fy in ((1, -1), (1, 1), (-1, 1), (-1, -1)):
+            page.mouse.move(cx + fx * rx, cy + fy * ry, steps=8)
+        page.mouse.up()
+        expect(page.get_by_text("cells selected.")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Download selected cell IDs")).to_be_visible()
         page.get_by_text("confidence (max q)").click()
         page.wait_for_timeout(2000)
         has_colorbar = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))")

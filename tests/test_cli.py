@@ -40,3 +40,12 @@ def test_bad_input_exits_2_with_message(tmp_path):
     assert out.returncode == 2 and "n_clusters = 1" in out.stderr
     out = run("fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet")
     assert out.returncode == 2 and "not in obs" in out.stderr
+
+
+def test_several_resolutions(tmp_path):
+    out = run("fit", "builtin:simulated", "--method", "desc", "--resolution", "0.3,1.0", "--pretrain-epochs", "10",
+              "--no-umap", "--quiet", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("desc_r0.3: k=") and lines[1].startswith("desc_r1: k=")
+    assert (tmp_path / "r" / "desc_r0.3" / "result.h5ad").exists()

@@ -152,3 +152,14 @@ def test_pbmc_demo_counts_are_exact_integers(pbmc_demo):
     assert pbmc_demo.obs["bulk_labels"].nunique() == 10
     # library sizes agree with the stored n_counts up to the genes scanpy kept in raw
     assert x.sum() > 700 * 500
+
+
+def test_several_resolutions_share_one_pretrained_autoencoder(small_sim):
+    events = []
+    res = sd.fit_resolutions(small_sim, [0.2, 1.5], "desc", sd.DESCConfig(**FAST), label_key="group", callbacks=[events.append])
+    assert set(res) == {0.2, 1.5}
+    assert sum(e.phase == "pretrain" for e in events) == FAST["pretrain_epochs"]  # pretrained once
+    assert res[0.2].n_clusters <= res[1.5].n_clusters
+    assert "desc_r0.2_cluster" in small_sim.obs and "desc_r1.5_q" in small_sim.obsm
+    np.testing.assert_array_equal(res[0.2].history[res[0.2].history["phase"] == "pretrain"]["loss_mse"],
+                                  res[1.5].history[res[1.5].history["phase"] == "pretrain"]["loss_mse"])
