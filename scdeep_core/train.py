@@ -64,6 +64,14 @@ def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) ->
     return torch.cat(parts).numpy()
 
 
+def assign(model: torch.nn.Module, data: PreparedData, alpha: float) -> tuple[np.ndarray, torch.Tensor]:
+    """Embedding of every cell and its soft assignment to the model's centroids."""
+    z = embed(model, data)
+    with torch.no_grad():
+        q = soft_assignment(torch.from_numpy(z), model.centroids, alpha)
+    return z, q
+
+
 class Monitor:
     """Collects progress, emits events to callbacks and answers 'should we stop?'.
 
@@ -153,6 +161,24 @@ class MethodHooks:
         return {}
 
 
+def _run_epoch(data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, optimizer: torch.optim.Optimizer,
+               batch_losses) -> dict[str, float] | None:
+    """One pass over shuffled minibatches; mean of each loss term, or ``None`` if stopped."""
+    sums: dict[str, float] = {}
+    n_seen = 0
+    for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
+        if monitor.stop_requested:
+            return None
+        losses = batch_losses(make_batch(data, rows, hooks.uses_counts))
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
+        n_seen += len(rows)
+    return {k: v / n_seen for k, v in sums.items()}
+
+
 def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, n_epochs: int) -> None:
     """Train the autoencoder on reconstruction, with early stopping on a loss plateau."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -160,19 +186,9 @@ def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.ran
     model.train()
     for epoch in range(n_epochs):
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        n_seen = 0
-        for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
-            if monitor.stop_requested:
-                return
-            losses = hooks.pretrain_losses(model, make_batch(data, rows, hooks.uses_counts))
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
-            n_seen += len(rows)
-        means = {k: v / n_seen for k, v in sums.items()}
+        means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer, lambda batch: hooks.pretrain_losses(model, batch))
+        if means is None:
+            return
         monitor.emit(TrainingEvent("pretrain", epoch + 1, n_epochs, losses=means), time.perf_counter() - t0)
         if not np.isfinite(best) or means["total"] < best - abs(best) * cfg.pretrain_min_delta:
             best, waited = means["total"], 0
@@ -219,9 +235,7 @@ def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: n
     """Refine embedding and centroids on the clustering loss until ``delta_label < tol``."""
     optimizer = hooks.cluster_optimizer(model)
     model.train()
-    z = embed(model, data)
-    with torch.no_grad():
-        q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+    z, q = assign(model, data, cfg.alpha)
     labels = q.argmax(1).numpy()
     p = target_distribution(q)
     delta: float | None = None
@@ -229,28 +243,17 @@ def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: n
     for epoch in range(cfg.max_cluster_epochs):
         t0 = time.perf_counter()
         if epoch % cfg.update_interval == 0 and epoch > 0:
-            z = embed(model, data)
-            with torch.no_grad():
-                q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+            z, q = assign(model, data, cfg.alpha)
             new_labels = q.argmax(1).numpy()
             delta = float(np.mean(new_labels != labels))
             labels, p = new_labels, target_distribution(q)
             updates += 1
             if delta < cfg.tol:
                 return ClusterStageOutcome(labels, q.numpy(), z, epoch, True, False, delta)
-        sums: dict[str, float] = {}
-        n_seen = 0
-        for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
-            if monitor.stop_requested:
-                return ClusterStageOutcome(labels, q.numpy(), z, epoch, False, True, delta)
-            losses = hooks.cluster_losses(model, make_batch(data, rows, hooks.uses_counts), p[torch.from_numpy(rows)])
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
-            n_seen += len(rows)
-        means = {k: v / n_seen for k, v in sums.items()}
+        means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer,
+                           lambda batch: hooks.cluster_losses(model, batch, p[torch.from_numpy(batch.rows)]))
+        if means is None:
+            return ClusterStageOutcome(labels, q.numpy(), z, epoch, False, True, delta)
         means.update(hooks.extra_cluster_steps(model, optimizer, rng))
         scores = monitor.score(labels)
         snap = snapshots(z, q.numpy(), model.centroids.detach().numpy(), updates) if epoch % cfg.update_interval == 0 else None
@@ -262,9 +265,7 @@ def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: n
             time.perf_counter() - t0,
         )
     # Final assignment after the last epoch.
-    z = embed(model, data)
-    with torch.no_grad():
-        q = soft_assignment(torch.from_numpy(z), model.centroids, cfg.alpha)
+    z, q = assign(model, data, cfg.alpha)
     new_labels = q.argmax(1).numpy()
     delta = float(np.mean(new_labels != labels))
     return ClusterStageOutcome(new_labels, q.numpy(), z, cfg.max_cluster_epochs, delta < cfg.tol, False, delta)
