@@ -93,7 +93,10 @@ def build_config():
                                  "update_interval", "seed", "n_top_genes")}
     values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
     values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
-    values.update(n_clusters=int(ss.hp_k), resolution=1.0) if ss.get("know_k", True) else values.update(n_clusters=None, resolution=float(ss.hp_resolution))
+    if ss.get("know_k", True):
+        values.update(n_clusters=int(ss.hp_k), resolution=1.0)
+    else:
+        values.update(n_clusters=None, resolution=float(ss.hp_resolution))
     if method == "scdcc":
         values.update(gamma=g("gamma"), noise_sigma=g("noise_sigma"))
         src = ss.get("c_source", "none")
@@ -162,8 +165,10 @@ def live() -> None:
         c2.plotly_chart(figures.snapshot_scatter(view.snapshots[-1]), width="stretch", key="snapshot_chart")
     else:
         c2.caption("The embedding appears once the clustering stage starts: watch cells gather around the centroids (x).")
-    if view.status in ("done", "stopped"):
-        st.success(view.message) if view.status == "done" else st.warning(f"Stopped early; partial result kept. {view.message}")
+    if view.status == "done":
+        st.success(view.message)
+    elif view.status == "stopped":
+        st.warning(f"Stopped early; partial result kept. {view.message}")
     if view.status != "running" and job.job_id not in ss.harvested:
         harvest(job)
         st.rerun()
