@@ -1,11 +1,10 @@
 """scDeep dashboard: ``streamlit run app.py``."""
 import streamlit as st
 
-from pages.common import init_state, sidebar, warm_up
+from pages.common import init_state, sidebar
 
 st.set_page_config(page_title="scDeep", page_icon=":material/scatter_plot:", layout="wide")
 init_state()
-warm_up()
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

@@ -163,3 +163,20 @@ def test_several_resolutions_share_one_pretrained_autoencoder(small_sim):
     assert "desc_r0.2_cluster" in small_sim.obs and "desc_r1.5_q" in small_sim.obsm
     np.testing.assert_array_equal(res[0.2].history[res[0.2].history["phase"] == "pretrain"]["loss_mse"],
                                   res[1.5].history[res[1.5].history["phase"] == "pretrain"]["loss_mse"])
+
+
+def test_umap_layout_keeps_groups_apart_and_is_seeded():
+    from scdeep_core.layout import umap_layout
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, size=(4, 8))
+    z = np.vstack([rng.normal(c, 1.0, size=(150, 8)) for c in centres])
+    groups = np.repeat(np.arange(4), 150)
+    y = umap_layout(z, seed=3)
+    assert y.shape == (600, 2) and np.isfinite(y).all()
+    np.testing.assert_array_equal(y, umap_layout(z, seed=3))
+    from sklearn.neighbors import KNeighborsClassifier
+
+    # each cell's 10 nearest cells in 2-D come from its own group
+    knn_acc = KNeighborsClassifier(10).fit(y, groups).score(y, groups)
+    assert knn_acc > 0.98

@@ -1,8 +1,6 @@
 """Session state, the job registry and the sidebar shared by every page (UI glue only)."""
 from __future__ import annotations
 
-import os
-import threading
 import uuid
 
 import anndata as ad
@@ -27,24 +25,6 @@ class _SessionOwner:
 def session_owner() -> _SessionOwner:
     """An id for this browser session; when the session closes its jobs are stopped."""
     return _SessionOwner()
-
-
-@st.cache_resource
-def warm_up() -> threading.Thread:
-    """Pay UMAP's one-time numba compilation in the background at app start."""
-
-    def run() -> None:
-        if os.environ.get("SCDEEP_NO_WARMUP"):
-            return
-        import numpy as np
-
-        from scdeep_core.embedding import umap_coords
-
-        umap_coords(np.random.default_rng(0).normal(size=(300, 8)).astype("float32"), n_epochs=20)
-
-    t = threading.Thread(target=run, name="scdeep-warmup", daemon=True)
-    t.start()
-    return t
 
 
 def init_state() -> None:
