@@ -59,7 +59,7 @@ per_point = teaching.kl_per_point(p, q)
 gz, _ = teaching.kl_gradients(z, mu, p, alpha)
 scale = 1.5 / max(np.abs(gz).max(), 1e-12)
 c1, c2 = st.columns([2, 1])
-c1.plotly_chart(figures.toy_membership(z, q, mu, arrows=-gz * scale, sizes=4 + 40 * per_point / max(per_point.max(), 1e-12),
+c1.plotly_chart(figures.toy_membership(z, q, mu, arrows=-gz * scale, sizes=4 + 12 * per_point / max(per_point.max(), 1e-12),
                                        title="arrows: where gradient descent pushes each point; size: its share of the loss"),
                 width="stretch", key="fig_kl")
 c2.latex(r"L = \frac{1}{n}\sum_i \sum_j p_{ij} \log \frac{p_{ij}}{q_{ij}}")

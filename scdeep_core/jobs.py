@@ -130,6 +130,7 @@ class TrainingJob:
             with self._lock:
                 self.result = result
                 self.status = "done" if result.stage == "done" else "stopped"
+                self.phase = self.status
                 self.message = result.summary()
         except InputError as exc:
             with self._lock:
