@@ -186,14 +186,13 @@ def toy_membership(z: np.ndarray, q: np.ndarray, mu: np.ndarray, *, title: str =
     """Toy points coloured by soft membership (colours mixed by q), centroids as crosses,
     optional arrows (each point's displacement) and marker sizes (e.g. loss contribution)."""
     fig = go.Figure()
-    arrow_trace = None
-    if arrows is not None:
-        xs = np.column_stack([z[:, 0], z[:, 0] + arrows[:, 0], np.full(len(z), np.nan)]).ravel()
-        ys = np.column_stack([z[:, 1], z[:, 1] + arrows[:, 1], np.full(len(z), np.nan)]).ravel()
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(20,20,20,0.8)", width=1.5), name="pull", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=z[:, 0], y=z[:, 1], mode="markers", name="points",
                              marker=dict(color=_blend(q), size=sizes if sizes is not None else 6, line=dict(width=0), opacity=0.75),
                              text=[f"q = {', '.join(f'{v:.2f}' for v in row)}" for row in q], hoverinfo="text"))
+    if arrows is not None:  # drawn over the points so that they stay visible
+        xs = np.column_stack([z[:, 0], z[:, 0] + arrows[:, 0], np.full(len(z), np.nan)]).ravel()
+        ys = np.column_stack([z[:, 1], z[:, 1] + arrows[:, 1], np.full(len(z), np.nan)]).ravel()
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(20,20,20,0.8)", width=1.5), name="pull", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=mu[:, 0], y=mu[:, 1], mode="markers+text", name="centroids", text=[f"μ{j + 1}" for j in range(len(mu))],
                              textposition="top center", marker=dict(symbol="x", size=16, color="black", line=dict(width=2))))
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
