@@ -18,7 +18,8 @@ import pandas as pd
 
 from .common import DATASETS, ROOT, SHARED, git_commit, machine, run_isolated
 
-VARIANTS = ["desc", "scdcc", "scdcc_k_estimated", "scdcc_constraints", "leiden_scanpy", "kmeans_pca"]
+VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
+BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
 
 
 def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[str], log) -> pd.DataFrame:
@@ -27,7 +28,8 @@ def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[s
         for variant in variants:
             t = time.perf_counter()
             out = run_isolated("bench.run_one", {"path": str(path), "label_key": label_key, "k": k, "variant": variant,
-                                                 "seeds": seeds, "overrides": overrides.get(variant.split("_")[0], {})})
+                                                 "seeds": seeds, "overrides": overrides.get(variant.split("_")[0], {})},
+                               timeout=7200)
             for r in out["rows"]:
                 rows.append(dict(r, dataset=name, variant=variant, peak_rss_mb=out["peak_rss_mb"]))
             log(f"{name} {variant}: ARI {np.mean([r['ari'] for r in out['rows']]):.3f} ({time.perf_counter() - t:.0f}s)")
@@ -36,15 +38,57 @@ def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[s
 
 def summarise_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["dataset", "variant"], sort=False)
+    fmt = lambda col: g[col].mean().round(3).astype(str) + " ± " + g[col].std().fillna(0).round(3).astype(str)  # noqa: E731
     s = pd.DataFrame({
-        "ARI": g["ari"].mean().round(3).astype(str) + " ± " + g["ari"].std().fillna(0).round(3).astype(str),
-        "NMI": g["nmi"].mean().round(3).astype(str) + " ± " + g["nmi"].std().fillna(0).round(3).astype(str),
-        "ACC": g["acc"].mean().round(3).astype(str) + " ± " + g["acc"].std().fillna(0).round(3).astype(str),
+        "ARI": fmt("ari"), "NMI": fmt("nmi"), "ACC": fmt("acc"),
+        "seed agreement": g["seed_agreement"].mean().round(3) if "seed_agreement" in df else np.nan,
         "k found": g["k_found"].agg(lambda v: "/".join(str(int(x)) for x in v)),
         "wall s (mean)": g["seconds"].mean().round(1),
         "peak RSS MiB": g["peak_rss_mb"].max().round(0).astype(int),
     })
     return s.reset_index()
+
+
+def accuracy_stages(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean ARI after pretraining (KMeans with the true k on the embedding), of the initial clusters and at the end,
+    with the clustering epochs and how many seeds converged."""
+    deep = df[~df["variant"].isin(BASELINES)]
+    if deep.empty or "ari_init" not in deep:
+        return pd.DataFrame()
+    g = deep.groupby(["dataset", "variant"], sort=False)
+    return pd.DataFrame({
+        "ARI pretrained (KMeans, true k)": g["ari_pretrain_kmeans"].mean().round(3),
+        "ARI initial clusters": g["ari_init"].mean().round(3),
+        "ARI final": g["ari"].mean().round(3),
+        "clustering epochs": g["cluster_epochs"].agg(lambda v: "/".join(str(int(x)) for x in v)),
+        "converged": g["converged"].agg(lambda v: f"{int(sum(bool(x) for x in v))}/{len(v)}"),
+    }).reset_index()
+
+
+def targets(df: pd.DataFrame) -> pd.DataFrame:
+    """Issue 8's accuracy targets, per dataset: each method with the true k against the best baseline,
+    and the automatic k against the number of labelled types and Leiden at resolution 1."""
+    m = df.groupby(["dataset", "variant"], sort=False)["ari"].mean().unstack()
+    agree = df.groupby(["dataset", "variant"], sort=False)["seed_agreement"].mean().unstack()
+    k_found = df.groupby(["dataset", "variant"], sort=False)["k_found"].agg(list).unstack()
+    rows = []
+    for ds in m.index:
+        base = m.loc[ds, [b for b in BASELINES if b in m.columns]]
+        row = {"dataset": ds, "best baseline": f"{base.max():.3f} ({base.idxmax()})"}
+        for method in ("desc", "scdcc"):
+            if method in m.columns:
+                row[f"{method} (true k)"] = f"{m.loc[ds, method]:.3f} {'≥' if m.loc[ds, method] >= base.max() else '<'}"
+            auto = f"{method}_auto"
+            if auto in m.columns and "leiden_scanpy" in m.columns:
+                ks = k_found.loc[ds, auto]
+                true_k = int(round(np.median(k_found.loc[ds, "kmeans_pca"]))) if "kmeans_pca" in m.columns else None
+                in_range = true_k is not None and all(abs(k - true_k) <= 0.25 * true_k for k in ks)
+                row[f"{auto} k (±25 %?)"] = "/".join(str(int(k)) for k in ks) + (" yes" if in_range else " no")
+                row[f"{auto} ARI vs Leiden res 1"] = f"{m.loc[ds, auto]:.3f} {'>' if m.loc[ds, auto] > m.loc[ds, 'leiden_scanpy'] else '≤'} {m.loc[ds, 'leiden_scanpy']:.3f}"
+            if method in agree.columns:
+                row[f"{method} seed agreement"] = f"{agree.loc[ds, method]:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot_accuracy(df: pd.DataFrame, path: Path) -> None:
@@ -104,11 +148,21 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         "",
         "Every method and baseline ran in the same benchmark run, each (dataset, method) in a fresh process "
         "(peak RSS is that process's). `scdcc_constraints` reveals 10 % of the labels (2,000 pairs) and is scored "
-        "on the other 90 %. `scdcc_k_estimated` uses Leiden (resolution 1) on the pretrained embedding. Baselines: "
-        "`leiden_scanpy` = normalise, log1p, 2,000 HVGs, scale, PCA 50, 15 neighbours, Leiden res 1; "
-        "`kmeans_pca` = KMeans with the true k on the same PCA.",
+        "on the other 90 %. `*_auto` choose k themselves (Leiden stability on the pretrained embedding, "
+        "`scdeep_core.kselect`); the others get the true k. Baselines: `leiden_scanpy` = normalise, log1p, "
+        "2,000 HVGs, scale, PCA 50, 15 neighbours, Leiden res 1; `leiden_k` = the same with the resolution bisected "
+        "to the true k; `kmeans_pca` = KMeans with the true k on the same PCA. Seed agreement = mean ARI between "
+        "the labels of each pair of seeds.",
         "",
         summarise_accuracy(acc).to_markdown(index=False) if not acc.empty else "(not run)",
+        "",
+        "### Where accuracy is made or lost",
+        "",
+        accuracy_stages(acc).to_markdown(index=False) if not acc.empty else "(not run)",
+        "",
+        "### Targets (issue 8)",
+        "",
+        targets(acc).to_markdown(index=False) if not acc.empty else "(not run)",
         "",
         f"![accuracy](bench/plots/{'accuracy_quick.png' if quick else 'accuracy.png'})",
         "",
@@ -154,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             demo_path = Path(tmp) / "pbmc68k_reduced.h5ad"
             demo.write_h5ad(demo_path)
             datasets = {"pbmc68k_reduced": (demo_path, "label", 10)}
-            seeds, variants = [0], ["desc", "scdcc", "leiden_scanpy", "kmeans_pca"]
+            seeds, variants = [0], ["desc", "scdcc", "desc_auto", "leiden_scanpy", "leiden_k", "kmeans_pca"]
             overrides = {"desc": {"pretrain_epochs": 20}, "scdcc": {"pretrain_epochs": 20, "max_cluster_epochs": 10}}
             speed_input, sizes, epochs = (str(demo_path), 10), [], 2
         else:

@@ -12,6 +12,25 @@ import time
 import numpy as np
 
 
+def leiden_with_k(pcs: np.ndarray, k: int, seed: int, n_neighbors: int = 15, steps: int = 30) -> np.ndarray:
+    """Leiden on the kNN graph with the resolution bisected until it gives ``k`` clusters
+    (the closest count when none gives exactly ``k``): what a scanpy user does when k is known."""
+    from scdeep_core.graph import fuzzy_connectivities, knn, leiden, to_igraph
+
+    graph = to_igraph(fuzzy_connectivities(*knn(pcs, n_neighbors)))
+    lo, hi, best = 0.0, 5.0, None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        labels = leiden(graph, resolution=mid, seed=seed)
+        found = int(labels.max()) + 1
+        if best is None or abs(found - k) < abs(int(best.max()) + 1 - k):
+            best = labels
+        if found == k:
+            break
+        lo, hi = (mid, hi) if found < k else (lo, mid)
+    return best
+
+
 def baseline(adata, label_key: str, k: int, variant: str, seed: int) -> dict:
     import scanpy as sc
     from sklearn.cluster import KMeans
@@ -28,9 +47,11 @@ def baseline(adata, label_key: str, k: int, variant: str, seed: int) -> dict:
     sc.tl.pca(a, n_comps=50, random_state=seed)
     if variant == "kmeans_pca":
         labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(a.obsm["X_pca"])
+    elif variant == "leiden_k":
+        labels = leiden_with_k(a.obsm["X_pca"], k, seed)
     else:  # scanpy's standard path: 15 neighbours, Leiden at resolution 1
         labels = leiden_on_embedding(a.obsm["X_pca"], resolution=1.0, n_neighbors=15, seed=seed)
-    return metrics.scores(adata.obs[label_key], labels) | {"k_found": int(len(set(labels)))}
+    return metrics.scores(adata.obs[label_key], labels) | {"k_found": int(len(set(labels)))}, labels
 
 
 def main() -> None:
@@ -41,29 +62,50 @@ def main() -> None:
 
     from .common import peak_rss_mb
 
+    from sklearn.cluster import KMeans
+
+    from scdeep_core import metrics
+
     adata0 = ad.read_h5ad(p["path"])
-    rows = []
+    rows, all_labels = [], []
     for seed in p["seeds"]:
         t0 = time.perf_counter()
         variant = p["variant"]
-        if variant in ("kmeans_pca", "leiden_scanpy"):
-            row = baseline(adata0, p["label_key"], p["k"], variant, seed)
+        if variant in BASELINES:
+            row, labels = baseline(adata0, p["label_key"], p["k"], variant, seed)
         else:
-            method = "desc" if variant == "desc" else "scdcc"
+            method = variant.split("_")[0]
             kw = dict(p.get("overrides", {}), seed=seed)
-            if variant == "scdcc_k_estimated":
-                kw["n_clusters"] = None
-            else:
-                kw["n_clusters"] = p["k"]
+            kw["n_clusters"] = "auto" if variant.endswith("_auto") else p["k"]
             if variant == "scdcc_constraints":
                 kw["constraints"] = sd.ConstraintConfig(source="labels", label_key=p["label_key"], fraction=0.1, n_pairs=2000)
             res = sd.fit(adata0.copy(), method, sd.config_for(method, **kw), label_key=p["label_key"])
-            row = dict(res.scores) | {"k_found": res.n_clusters, "pretrain_epochs": res.timings["pretrain_epochs"],
-                                      "cluster_epochs": res.timings["cluster_epochs"]}
-        row["seconds"] = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            pre = res.pretrained
+            # Where accuracy is made or lost: KMeans (true k) on the pretrained embedding, the initial clusters, the end.
+            km = KMeans(n_clusters=p["k"], n_init=20, random_state=seed).fit_predict(pre.z)
+            mask = pre.eval_mask if pre.eval_mask is not None else slice(None)
+            row = dict(res.scores) | {
+                "k_found": res.n_clusters, "pretrain_epochs": res.timings["pretrain_epochs"],
+                "cluster_epochs": res.timings["cluster_epochs"], "converged": bool(res.converged),
+                "ari_pretrain_kmeans": metrics.ari(pre.truth[mask], km[mask]), "ari_init": res.init_scores.get("ari"),
+                "seconds": seconds,
+            }
+            labels = np.full(adata0.n_obs, -1)
+            labels[res.cell_mask] = res.labels
+        row.setdefault("seconds", time.perf_counter() - t0)
         row["seed"] = seed
         rows.append(row)
+        all_labels.append(np.asarray(labels))
+    # Seed-to-seed agreement: mean ARI over pairs of seeds (all cells).
+    pairs = [metrics.ari(a, b) for i, a in enumerate(all_labels) for b in all_labels[i + 1 :]]
+    agreement = float(np.mean(pairs)) if pairs else float("nan")
+    for row in rows:
+        row["seed_agreement"] = agreement
     print(json.dumps({"rows": rows, "peak_rss_mb": peak_rss_mb()}))
+
+
+BASELINES = ("kmeans_pca", "leiden_scanpy", "leiden_k")
 
 
 if __name__ == "__main__":

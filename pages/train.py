@@ -5,7 +5,7 @@ import tempfile
 
 import streamlit as st
 
-from pages.common import current_job, harvest, registry, session_owner
+from pages.common import current_job, harvest, k_selection_panel, next_key, registry, session_owner, submit
 from scdeep_core import figures
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
 from scdeep_core.jobs import BusyError, TrainingJob
@@ -37,14 +37,20 @@ def number(name: str, col, **kw):
 
 
 st.subheader("Clusters")
+K_MODES = {"auto": "Choose k for me (recommended)", "k": "I know the number of clusters", "resolution": "Leiden resolution"}
+K_HELP = ("**Choose k for me**: after pretraining, the embedding is clustered with Leiden at 12 resolutions; each is re-run "
+          "on 80 % subsamples and the finest clustering that stays reproducible is kept. The chart of that scan appears "
+          "with the result, and you can re-cluster with another k without pretraining again.")
 c1, c2 = st.columns(2)
-know_k = c1.toggle("I know the number of clusters", value=True, key="know_k")
-if know_k:
+k_mode = c1.radio("Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP)
+if k_mode == "k":
     guess = int(ss.adata.obs[ss.label_key].nunique()) if ss.label_key else 8
     c2.number_input("k (number of clusters)", 2, max(2, ss.adata.n_obs - 1), min(max(guess, 2), max(2, ss.adata.n_obs - 1)),
                     help=fields["n_clusters"].metadata["help"], key="hp_k")
-else:
+elif k_mode == "resolution":
     c2.slider("Leiden resolution", 0.05, 3.0, 1.0, 0.05, help=fields["resolution"].metadata["help"], key="hp_resolution")
+else:
+    c2.caption("k is chosen after pretraining by Leiden stability on the learned embedding.")
 
 with st.expander("Hyperparameters", expanded=False):
     c1, c2, c3 = st.columns(3)
@@ -93,10 +99,13 @@ def build_config():
                                  "update_interval", "seed", "n_top_genes")}
     values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
     values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
-    if ss.get("know_k", True):
+    mode = ss.get("k_mode", "auto")
+    if mode == "k":
         values.update(n_clusters=int(ss.hp_k), resolution=1.0)
-    else:
+    elif mode == "resolution":
         values.update(n_clusters=None, resolution=float(ss.hp_resolution))
+    else:
+        values.update(n_clusters="auto")
     if method == "scdcc":
         values.update(gamma=g("gamma"), noise_sigma=g("noise_sigma"))
         src = ss.get("c_source", "none")
@@ -121,13 +130,8 @@ def build_config():
 def start() -> None:
     ss.train_error = None
     try:
-        cfg = build_config()
-        n = sum(1 for k in ss.runs if k.startswith(method)) + 1
-        key = method if n == 1 else f"{method}_{n}"
-        job = TrainingJob(ss.adata, method, cfg, label_key=ss.label_key, key=key, owner=session_owner().id)
-        registry().submit(job)
-        ss.job_id = job.job_id
-        st.query_params["job"] = job.job_id
+        submit(TrainingJob(ss.adata, method, build_config(), label_key=ss.label_key, key=next_key(method),
+                           owner=session_owner().id))
     except (ConfigError, BusyError, ValueError) as exc:
         ss.train_error = str(exc)
 
@@ -166,6 +170,10 @@ def live() -> None:
     else:
         c2.caption("The embedding appears once the clustering stage starts: watch cells gather around the centroids (x).")
     if view.status == "done":
+        result = view.result
+        if result is not None and result.stage == "done" and not result.converged:
+            st.warning(f"Finished, but {result.convergence()}: labels may still move. Raise *max cluster epochs* to train longer.",
+                       icon=":material/warning:")
         st.success(view.message)
     elif view.status == "stopped":
         st.warning(f"Stopped early; partial result kept. {view.message}")
@@ -175,3 +183,8 @@ def live() -> None:
 
 
 live()
+
+last = ss.runs.get(current_job().key) if current_job() is not None and current_job().job_id in ss.harvested else None
+if last is not None and last.k_selection is not None:
+    st.subheader("How k was chosen")
+    k_selection_panel(last, where="train")

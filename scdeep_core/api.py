@@ -19,19 +19,30 @@ from .config import BaseConfig, ConfigError, DESCConfig, SCDCCConfig, config_for
 from .errors import InputError
 from .events import Callback, StopToken, TrainingEvent
 from .graph import leiden_on_embedding
+from .kselect import KSelection, choose_k
 from .methods import DESCHooks, SCDCCHooks
 from .pp import PreparedData, prepare
 from .results import ClusteringResult, write_to_adata
-from .train import Monitor, SnapshotMaker, cluster_stage, embed, pretrain
+from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
+from .train import pretrain as train_autoencoder
 
 # torch's global generator seeds the weight initialisation; runs in other threads must not interleave.
 _SEED_LOCK = threading.Lock()
 
 
-def initial_clusters(z: np.ndarray, cfg: BaseConfig) -> np.ndarray:
-    """Cluster the pretrained embedding: KMeans for a given k, else Leiden at ``cfg.resolution``."""
-    if cfg.n_clusters is not None:
+def initial_clusters(z: np.ndarray, cfg: BaseConfig, k_selection: KSelection | None = None) -> np.ndarray:
+    """Cluster the pretrained embedding to initialise the centroids.
+
+    A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
+    :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
+    Leiden at ``cfg.resolution``.
+    """
+    if isinstance(cfg.n_clusters, int):
         return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(z)
+    if cfg.n_clusters == "auto":
+        if k_selection is None:
+            k_selection = choose_k(z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        return k_selection.chosen_labels
     return leiden_on_embedding(z, resolution=cfg.resolution, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
 
 
@@ -66,37 +77,73 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
 
 
 @dataclass
-class _PretrainedRun:
-    """Everything shared by the clustering stages that follow one pretraining."""
+class Pretrained:
+    """A pretrained autoencoder with everything its clustering stage needs.
+
+    Returned by :func:`pretrain`; :func:`recluster` runs the clustering stage from it with
+    any k without pretraining again (the network weights here are never modified).
+    """
 
     method: str
     cfg: BaseConfig
     data: PreparedData
-    hooks: object
+    hooks: MethodHooks
     model: torch.nn.Module
-    monitor: Monitor
-    rng: np.random.Generator
     z: np.ndarray
     truth: np.ndarray | None
     eval_mask: np.ndarray | None
     notes: list[str]
     pretrain_s: float
-    pretrain_history: list[dict]
+    history: list[dict]
+    stopped: bool = False
+    k_selection: KSelection | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return self.data.n_cells
+
+    def select_k(self) -> KSelection:
+        """The automatic choice of k on this embedding (computed once, then kept)."""
+        if self.k_selection is None:
+            self.k_selection = choose_k(self.z, n_neighbors=self.cfg.n_neighbors, seed=self.cfg.seed)
+        return self.k_selection
 
 
-def _pretrain_run(adata, method, config, label_key, callbacks, stop_token, max_cluster_epochs_total) -> _PretrainedRun:
-    t_start = time.perf_counter()
+def _resolve_config(method: str, config: BaseConfig | None) -> BaseConfig:
     method = method.lower()
     cfg = config if config is not None else config_for(method)
     if cfg.method != method:
         raise ConfigError(f"A {type(cfg).__name__} was given for method {method!r}.")
     cfg.validate()
+    return cfg
+
+
+def _check_k(cfg: BaseConfig, n_cells: int, what: str) -> None:
+    if isinstance(cfg.n_clusters, int) and cfg.n_clusters > n_cells:
+        raise InputError(f"k = {cfg.n_clusters} clusters is more than the {n_cells} cells{what}: choose k below the number of cells.")
+
+
+def pretrain(
+    adata: ad.AnnData,
+    method: str = "scdcc",
+    config: BaseConfig | None = None,
+    *,
+    label_key: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    stop_token: StopToken | None = None,
+    _monitor_epochs: int | None = None,
+) -> Pretrained:
+    """Prepare the data and pretrain the autoencoder of ``method`` (no clustering yet).
+
+    Parameters are those of :func:`fit`. Use :func:`recluster` on the result to run the
+    clustering stage, as often as wanted, with any k.
+    """
+    t_start = time.perf_counter()
+    cfg = _resolve_config(method, config)
     check_label_key(adata, label_key)
-    if cfg.n_clusters is not None and cfg.n_clusters > adata.n_obs:
-        raise InputError(f"k = {cfg.n_clusters} clusters is more than the {adata.n_obs} cells: choose k below the number of cells.")
-    data = prepare(adata, method=method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
-    if cfg.n_clusters is not None and cfg.n_clusters > data.n_cells:
-        raise InputError(f"k = {cfg.n_clusters} is more than the {data.n_cells} cells left after dropping all-zero cells.")
+    _check_k(cfg, adata.n_obs, "")
+    data = prepare(adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
+    _check_k(cfg, data.n_cells, " left after dropping all-zero cells")
     truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
     pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None
     eval_mask = None
@@ -104,61 +151,120 @@ def _pretrain_run(adata, method, config, label_key, callbacks, stop_token, max_c
         eval_mask = pd.notna(pd.Series(truth)).to_numpy()
         if pairs is not None:
             eval_mask &= ~pairs.used_cells
-    rng = np.random.default_rng(cfg.seed)
     n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
         hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
         model = hooks.build_model(data.n_genes)
-    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=n_pretrain + max_cluster_epochs_total)
-    pretrain(model, data, hooks, cfg, monitor, rng, n_pretrain)
+    total = n_pretrain + (cfg.max_cluster_epochs if _monitor_epochs is None else _monitor_epochs)
+    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=total)
+    train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
     notes = list(data.notes) + (pairs.notes if pairs is not None else [])
-    return _PretrainedRun(method, cfg, data, hooks, model, monitor, rng, embed(model, data), truth, eval_mask, notes,
-                          time.perf_counter() - t_start, list(monitor.history))
+    return Pretrained(cfg.method, cfg, data, hooks, model, embed(model, data), truth, eval_mask, notes,
+                      time.perf_counter() - t_start, list(monitor.history), stopped=monitor.stop_requested)
 
 
-def _cluster_and_finish(run: _PretrainedRun, cfg: BaseConfig, model: torch.nn.Module, key: str, adata: ad.AnnData) -> ClusteringResult:
-    """Initialise centroids on the pretrained embedding, run the clustering stage, write the result."""
+def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.ndarray, KSelection | None]:
+    """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
+    selection = None
+    if cfg.n_clusters == "auto":
+        monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions..."))
+        selection = pre.select_k() if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed else \
+            choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+    return initial_clusters(pre.z, cfg, selection), selection
+
+
+def recluster(
+    adata: ad.AnnData,
+    pretrained: Pretrained,
+    config: BaseConfig | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    stop_token: StopToken | None = None,
+    key_added: str | None = None,
+    _monitor: Monitor | None = None,
+) -> ClusteringResult:
+    """Run the clustering stage from a pretrained autoencoder and write the result keys.
+
+    Parameters
+    ----------
+    adata
+        The AnnData the model was pretrained on (same cells); result keys are added to it.
+    pretrained
+        From :func:`pretrain` (or ``TrainingJob.pretrained``); its weights are not changed.
+    config
+        Clustering settings; defaults to the pretraining config. For another k, e.g.
+        ``dataclasses.replace(pretrained.cfg, n_clusters=12)``.
+    callbacks, stop_token, key_added
+        As for :func:`fit`.
+
+    Returns
+    -------
+    ClusteringResult
+    """
     t0 = time.perf_counter()
-    monitor, z = run.monitor, run.z
-    monitor.history = list(run.pretrain_history)
-    init_labels = initial_clusters(z, cfg)
+    cfg = config if config is not None else pretrained.cfg
+    cfg.validate()
+    _check_k(cfg, pretrained.n_cells, " used for training")
+    if adata.n_obs != len(pretrained.data.cell_mask):
+        raise InputError(f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}.")
+    monitor = _monitor or Monitor(callbacks, stop_token, pretrained.truth, pretrained.eval_mask, total_epochs=cfg.max_cluster_epochs)
+    monitor.history = list(pretrained.history)
+    model = copy.deepcopy(pretrained.model)
+    z = pretrained.z
+    init_labels, selection = _initialise(pretrained, cfg, monitor)
     model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
+    msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
     monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, n_clusters=n_init, ari=scores.get("ari"), nmi=scores.get("nmi"),
-                               message=f"Initialised {n_init} clusters."))
+                               message=msg))
     t_init = time.perf_counter()
-    notes = list(run.notes)
-    stage = "pretrain" if monitor.stop_requested else "cluster"
+    notes = list(pretrained.notes)
+    if selection is not None:
+        notes.append(f"Automatic choice: {selection.summary()}")
+    stage = "pretrain" if monitor.stop_requested or pretrained.stopped else "cluster"
+    delta = None
     if n_init < 2:
         notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
     if stage == "cluster" and n_init >= 2:
-        out = cluster_stage(model, run.data, run.hooks, cfg, monitor, run.rng, SnapshotMaker(z, cfg.snapshot_cells, cfg.seed))
-        labels, q, z, converged, cluster_epochs = out.labels, out.q, out.z, out.converged, out.epochs
+        pretrained.hooks.reseed(cfg.seed)
+        out = cluster_stage(model, pretrained.data, pretrained.hooks, cfg, monitor, np.random.default_rng([cfg.seed, 1]),
+                            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed))
+        labels, q, z, converged, cluster_epochs, delta = out.labels, out.q, out.z, out.converged, out.epochs, out.delta_label
         stage = "cluster" if out.stopped else "done"
+        if stage == "done" and not converged:
+            notes.append(not_converged_note(delta, cfg.tol, cluster_epochs))
     else:
         with torch.no_grad():
             q = model.soft_assign(torch.from_numpy(z), cfg.alpha).numpy()
         labels, converged, cluster_epochs = q.argmax(axis=1), False, 0
     t_end = time.perf_counter()
-    final_scores = monitor.score(labels) if run.truth is not None else {}
+    final_scores = monitor.score(labels) if pretrained.truth is not None else {}
     result = ClusteringResult(
-        method=run.method, key=key, config=cfg.to_dict(), labels=labels, q=q, embedding=z,
-        centroids=model.centroids.detach().numpy().copy(), cell_mask=run.data.cell_mask,
+        method=pretrained.method, key=key_added or pretrained.method, config=cfg.to_dict(), labels=labels, q=q, embedding=z,
+        centroids=model.centroids.detach().numpy().copy(), cell_mask=pretrained.data.cell_mask,
         history=pd.DataFrame(monitor.history), stage=stage, converged=converged, scores=final_scores,
-        eval_mask=run.eval_mask, notes=notes, genes=[str(g) for g in run.data.genes],
+        eval_mask=pretrained.eval_mask, notes=notes, genes=[str(g) for g in pretrained.data.genes],
         timings={
-            "pretrain_s": run.pretrain_s, "init_s": t_init - t0, "cluster_s": t_end - t_init,
-            "total_s": run.pretrain_s + t_end - t0, "pretrain_epochs": float(len(run.pretrain_history)),
+            "pretrain_s": pretrained.pretrain_s, "init_s": t_init - t0, "cluster_s": t_end - t_init,
+            "total_s": pretrained.pretrain_s + t_end - t0, "pretrain_epochs": float(len(pretrained.history)),
             "cluster_epochs": float(cluster_epochs),
         },
+        delta_label=delta, k_selection=selection, init_scores=scores,
     )
     write_to_adata(adata, result)
     monitor.emit(TrainingEvent("stopped" if stage != "done" else "done", cluster_epochs, cfg.max_cluster_epochs,
                                n_clusters=result.n_clusters, ari=final_scores.get("ari"), nmi=final_scores.get("nmi"),
                                message=result.summary()))
     return result
+
+
+def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
+    """The warning for a clustering stage that hit its epoch cap."""
+    shown = "n/a" if delta is None else f"{delta:.4f}"
+    return (f"Not converged: after {epochs} clustering epochs (the cap, max_cluster_epochs) {shown} of the cells still "
+            f"changed cluster, above tol = {tol:g}. Labels may still move: raise max_cluster_epochs or tol.")
 
 
 def fit(
@@ -181,7 +287,10 @@ def fit(
     method
         ``"desc"`` or ``"scdcc"``.
     config
-        A :class:`DESCConfig` / :class:`SCDCCConfig`; defaults when ``None``.
+        A :class:`DESCConfig` / :class:`SCDCCConfig`; defaults when ``None``. Its
+        ``n_clusters`` is a number, ``"auto"`` (the default: chosen by Leiden stability on
+        the pretrained embedding, see :mod:`scdeep_core.kselect`) or ``None`` (Leiden at
+        ``resolution``).
     label_key
         ``obs`` column of known labels, used only to report ARI/NMI/ACC.
     callbacks
@@ -195,10 +304,20 @@ def fit(
     Returns
     -------
     ClusteringResult
+        ``result.pretrained`` keeps the pretrained model for :func:`recluster`.
     """
-    cfg = config if config is not None else config_for(method)
-    run = _pretrain_run(adata, method, cfg, label_key, callbacks, stop_token, cfg.max_cluster_epochs)
-    return _cluster_and_finish(run, run.cfg, run.model, key_added or run.method, adata)
+    cfg = _resolve_config(method, config)
+    pre = pretrain(adata, method, cfg, label_key=label_key, callbacks=callbacks, stop_token=stop_token)
+    result = recluster(adata, pre, cfg, key_added=key_added, _monitor=_continued_monitor(pre, callbacks, stop_token, cfg.max_cluster_epochs))
+    result.pretrained = pre
+    return result
+
+
+def _continued_monitor(pre: Pretrained, callbacks, stop_token, cluster_epochs: int) -> Monitor:
+    """A monitor that continues the pretraining's epoch count (continuous progress and time left)."""
+    monitor = Monitor(callbacks, stop_token, pre.truth, pre.eval_mask, total_epochs=len(pre.history) + cluster_epochs)
+    monitor.epochs_done = len(pre.history)
+    return monitor
 
 
 def fit_resolutions(
@@ -214,8 +333,8 @@ def fit_resolutions(
 ) -> dict[float, ClusteringResult]:
     """One pretrained autoencoder, clustered at several Leiden resolutions (DESC's workflow).
 
-    Each resolution starts from a copy of the same pretrained network and writes its
-    keys under ``f"{key_prefix}_r{resolution}"`` (prefix defaults to the method name).
+    Each resolution starts from the same pretrained network and writes its keys under
+    ``f"{key_prefix}_r{resolution}"`` (prefix defaults to the method name).
 
     Returns
     -------
@@ -224,11 +343,13 @@ def fit_resolutions(
     """
     if not resolutions:
         raise ConfigError("Give at least one resolution.")
-    cfg = config if config is not None else config_for(method)
+    cfg = _resolve_config(method, config)
     cfg = dataclasses.replace(cfg, n_clusters=None)
-    run = _pretrain_run(adata, method, cfg, label_key, callbacks, stop_token, cfg.max_cluster_epochs * len(resolutions))
+    pre = pretrain(adata, method, cfg, label_key=label_key, callbacks=callbacks, stop_token=stop_token,
+                   _monitor_epochs=cfg.max_cluster_epochs * len(resolutions))
+    monitor = _continued_monitor(pre, callbacks, stop_token, cfg.max_cluster_epochs * len(resolutions))
     results = {}
     for res in resolutions:
         cfg_r = dataclasses.replace(cfg, resolution=float(res))
-        results[float(res)] = _cluster_and_finish(run, cfg_r, copy.deepcopy(run.model), f"{key_prefix or run.method}_r{res:g}", adata)
+        results[float(res)] = recluster(adata, pre, cfg_r, key_added=f"{key_prefix or pre.method}_r{res:g}", _monitor=monitor)
     return results

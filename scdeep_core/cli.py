@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("input", help="h5ad, 10x .h5, 10x folder/.zip/.tar.gz, CSV/TSV(.gz), .loom, scDCC .h5 (X/Y), or builtin:pbmc68k_reduced / builtin:simulated")
     fit.add_argument("--method", choices=sorted(CONFIG_CLASSES), default="scdcc", help="desc: MSE autoencoder + KL; scdcc: ZINB autoencoder + KL (+ constraints). Default: scdcc.")
     k = fit.add_mutually_exclusive_group()
-    k.add_argument("--n-clusters", type=int, help="Number of clusters k (KMeans initialisation).")
+    k.add_argument("--n-clusters", type=_k_arg, default="auto",
+                   help="Number of clusters k (KMeans initialisation), or 'auto' (default): chosen by Leiden stability on "
+                        "the pretrained embedding; the candidates and the choice are printed.")
     k.add_argument("--resolution", type=lambda v: [float(x) for x in v.split(",")],
                    help="Leiden resolution when k is unknown (default 1.0); several, comma separated, reuse one pretrained autoencoder.")
     fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
@@ -55,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _k_arg(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of clusters or 'auto', got {value!r}") from None
+
+
 def _help(name: str) -> str:
     for cls in CONFIG_CLASSES.values():
         for f in dataclasses.fields(cls):
@@ -69,6 +80,9 @@ def _config_from_args(args: argparse.Namespace):
     overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None and n not in ("constraints", "resolution")}
     if args.resolution:
         overrides["resolution"] = args.resolution[0]
+        overrides["n_clusters"] = None
+    else:
+        overrides["n_clusters"] = args.n_clusters
     if args.method == "scdcc":
         overrides["constraints"] = ConstraintConfig(
             source=args.constraints, label_key=args.constraint_label_key, fraction=args.fraction, n_pairs=args.n_pairs,
@@ -130,6 +144,11 @@ def run_fit(args: argparse.Namespace) -> int:
     for note in runs[0].notes:
         print(f"note: {note}", file=sys.stderr)
     for result in runs:
+        if result.k_selection is not None:
+            print(format_k_selection(result.k_selection))
+        if result.stage == "done" and not result.converged:
+            print(f"warning: {result.key}: {result.convergence()}", file=sys.stderr)
+    for result in runs:
         if not args.no_umap:
             from .embedding import add_umap
 
@@ -137,9 +156,21 @@ def run_fit(args: argparse.Namespace) -> int:
     for result in runs:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
         scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
-        print(f"{result.key}: k={result.n_clusters} {scores} wall={time.perf_counter() - t0:.1f}s stage={result.stage} "
+        how = " (automatic)" if result.k_selection is not None else ""
+        print(f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s {result.convergence()} "
               f"-> {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def format_k_selection(selection) -> str:
+    """The candidates of an automatic k as a small text table, the choice marked."""
+    lines = ["choosing k: Leiden on the pretrained embedding, stability over 80 % subsamples",
+             "  resolution  clusters  stability  cells in stable clusters"]
+    for i, row in selection.table.iterrows():
+        mark = "  <- chosen" if i == selection.chosen else ""
+        lines.append(f"  {row['resolution']:>10g}  {int(row['n_clusters']):>8d}  {row['stability']:>9.2f}  {row['stable_cells']:>24.0%}{mark}")
+    lines.append(f"chose {selection.summary()}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -66,8 +66,13 @@ class ConstraintConfig:
 class BaseConfig:
     """Settings shared by both methods (see the subclasses for their defaults)."""
 
-    n_clusters: int | None = _f(None, "Number of clusters k (KMeans initialisation). Leave empty to let Leiden choose.", (2, None))
-    resolution: float = _f(1.0, "Leiden resolution used when k is not given: higher gives more clusters.", (0.01, 10.0))
+    n_clusters: int | Literal["auto"] | None = _f(
+        "auto",
+        "Number of clusters k (KMeans initialisation); 'auto' chooses k by Leiden stability on the pretrained "
+        "embedding; empty (None) uses Leiden at the given resolution.",
+        (2, None),
+    )
+    resolution: float = _f(1.0, "Leiden resolution used when n_clusters is None: higher gives more clusters.", (0.01, 10.0))
     n_neighbors: int = _f(15, "Neighbours in the kNN graph used by Leiden.", (2, 200))
     n_top_genes: int = _f(2000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
     scale_max_value: float = _f(10.0, "Clip scaled values at +/- this many standard deviations.", (1.0, None))
@@ -79,6 +84,9 @@ class BaseConfig:
     lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0))
     cluster_lr: float = _f(1e-4, "Learning rate of the clustering stage.", (1e-7, 10.0))
     max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
+    min_cluster_epochs: int = _f(
+        5, "Epochs of the clustering stage before the tol check may stop it (the first checks follow the initial "
+        "clusters, which barely change at first).", (0, 100000))
     batch_size: int = _f(256, "Cells per minibatch.", (2, 100000))
     alpha: float = _f(1.0, "Degrees of freedom of the Student's t soft assignment.", (0.01, 100.0))
     tol: float = _f(0.001, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
@@ -90,6 +98,9 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        k = self.n_clusters
+        if isinstance(k, (np.integer, float, np.floating)) and not isinstance(k, bool) and float(k).is_integer():
+            self.n_clusters = int(k)  # numpy ints and 8.0 from JSON/UI widgets
         self.validate()
 
     def validate(self) -> None:
@@ -176,6 +187,12 @@ def _check_bounds(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         if bounds is None or value is None:
             continue
+        if f.name == "n_clusters" and isinstance(value, str):
+            if value != "auto":
+                raise ConfigError(f"n_clusters must be a number of clusters, 'auto' or None, got {value!r}.")
+            continue
+        if isinstance(value, (np.integer, np.floating)):
+            value = value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{f.name} must be a number, got {value!r}.")
         lo, hi = bounds

@@ -221,3 +221,33 @@ def count_fit(counts: np.ndarray, zinb: np.ndarray, gauss_mean: float, gauss_sd:
     fig.update_xaxes(title="count")
     fig.update_yaxes(title="fraction of cells")
     return _layout(fig, height=340)
+
+
+def k_selection_chart(table: pd.DataFrame, chosen_k: int | None = None, chosen_row: int | None = None) -> go.Figure:
+    """Why this k: stability of the Leiden clustering against its number of clusters.
+
+    ``table`` is :attr:`scdeep_core.kselect.KSelection.table` (one row per resolution);
+    the chosen resolution (``chosen_row``, a star) and the chosen k after merging
+    neighbours (``chosen_k``, a dashed line) are marked. Both scores are on a 0-1 scale:
+    higher is more reproducible.
+    """
+    t = table.sort_values(["n_clusters", "resolution"])
+    fig = go.Figure()
+    hover = [f"resolution {r:g}<br>{k} clusters" for r, k in zip(t["resolution"], t["n_clusters"])]
+    fig.add_trace(go.Scatter(x=t["n_clusters"], y=t["stability"], mode="lines+markers", name="stability (ARI with 80 % subsamples)",
+                             error_y=dict(type="data", array=t.get("stability_sd"), visible=True, thickness=1),
+                             hovertext=hover, hoverinfo="text+y"))
+    fig.add_trace(go.Scatter(x=t["n_clusters"], y=t["stable_cells"], mode="lines+markers", line=dict(dash="dot"),
+                             name="cells in stable clusters (Jaccard >= 0.75)", hovertext=hover, hoverinfo="text+y"))
+    if chosen_row is not None:
+        row = table.loc[chosen_row]
+        fig.add_trace(go.Scatter(x=[row["n_clusters"]], y=[row["stability"]], mode="markers", name="chosen resolution",
+                                 marker=dict(symbol="star", size=16, color="red")))
+    if chosen_k is not None:
+        fig.add_vline(x=chosen_k, line_dash="dash", line_color="red")
+        fig.add_annotation(x=chosen_k, y=1.04, yref="y", text=f"chosen k = {chosen_k}", showarrow=False, font=dict(color="red"))
+    fig.update_xaxes(title_text="number of clusters (Leiden, one point per resolution)", dtick=1 if t["n_clusters"].max() <= 25 else None)
+    fig.update_yaxes(title_text="score (1 = fully reproducible)", range=[0, 1.1])
+    _layout(fig, "Choosing k: how reproducible is each clustering?", height=340)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=-0.45, x=0))
+    return fig

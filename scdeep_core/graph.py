@@ -48,15 +48,25 @@ def fuzzy_connectivities(indices: np.ndarray, distances: np.ndarray) -> sp.csr_m
     return (w + wt - w.multiply(wt)).tocsr()
 
 
-def leiden(connectivities: sp.csr_matrix, resolution: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Leiden communities (modularity, igraph) of a weighted graph; labels ordered by size."""
+def to_igraph(connectivities: sp.spmatrix) -> ig.Graph:
+    """Undirected weighted igraph of a symmetric connectivity matrix (built once, reused)."""
     upper = sp.triu(connectivities, k=1).tocoo()
-    g = ig.Graph(n=connectivities.shape[0], edges=np.column_stack([upper.row, upper.col]).tolist(), directed=False)
-    g.es["weight"] = upper.data.tolist()
+    g = ig.Graph(n=connectivities.shape[0], edges=np.column_stack([upper.row, upper.col]), directed=False)
+    g.es["weight"] = upper.data
+    return g
+
+
+def leiden(graph: sp.spmatrix | ig.Graph, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2) -> np.ndarray:
+    """Leiden communities (modularity, igraph) of a weighted graph; labels ordered by size.
+
+    ``graph`` is a symmetric connectivity matrix or an igraph from :func:`to_igraph`
+    (faster when one graph is clustered several times). ``n_iterations=2`` is scanpy's default.
+    """
+    g = graph if isinstance(graph, ig.Graph) else to_igraph(graph)
     # igraph draws from a process-wide generator: seed a private one for this call.
     ig.set_random_number_generator(random.Random(seed))
     try:
-        part = g.community_leiden(objective_function="modularity", weights="weight", resolution=resolution, n_iterations=-1)
+        part = g.community_leiden(objective_function="modularity", weights="weight", resolution=resolution, n_iterations=n_iterations)
     finally:
         ig.set_random_number_generator(random)
     labels = np.asarray(part.membership)

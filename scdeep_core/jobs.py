@@ -12,6 +12,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anndata as ad
 import pandas as pd
@@ -20,6 +21,9 @@ from .config import BaseConfig
 from .errors import InputError
 from .events import EmbeddingSnapshot, StopToken, TrainingEvent
 from .results import ClusteringResult
+
+if TYPE_CHECKING:  # the api (and torch) load in the worker thread, not when a page imports this module
+    from .api import Pretrained
 
 
 @dataclass
@@ -55,10 +59,14 @@ class TrainingJob:
         As for :func:`scdeep_core.fit`.
     umap
         Also compute the UMAP of the embedding once training ends.
+    pretrained
+        A pretrained model (``result.pretrained`` of an earlier run on the same cells):
+        only the clustering stage runs, e.g. with another k.
     """
 
     def __init__(self, adata: ad.AnnData, method: str, config: BaseConfig, *, label_key: str | None = None,
-                 key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60) -> None:
+                 key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60,
+                 pretrained: Pretrained | None = None) -> None:
         self.job_id = uuid.uuid4().hex[:12]
         self.owner = owner
         self.method = method
@@ -67,6 +75,7 @@ class TrainingJob:
         self.label_key = label_key
         self.umap = umap
         self.adata = adata.copy()
+        self.pretrained = pretrained
         self.stop_token = StopToken()
         self.max_snapshots = max_snapshots
         self._lock = threading.Lock()
@@ -116,11 +125,16 @@ class TrainingJob:
                                          "q10": float(pd.Series(conf).quantile(0.1)), "q90": float(pd.Series(conf).quantile(0.9))})
 
     def _run(self) -> None:
-        from .api import fit
+        from .api import fit, recluster
 
         try:
-            result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
-                         stop_token=self.stop_token, key_added=self.key)
+            if self.pretrained is not None:
+                result = recluster(self.adata, self.pretrained, self.config, callbacks=[self._on_event],
+                                   stop_token=self.stop_token, key_added=self.key)
+                result.pretrained = self.pretrained
+            else:
+                result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
+                             stop_token=self.stop_token, key_added=self.key)
             if self.umap:
                 with self._lock:
                     self.phase, self.message = "umap", "Computing the UMAP of the embedding..."

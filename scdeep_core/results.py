@@ -20,6 +20,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .kselect import KSelection
+
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that decide a run's numbers."""
@@ -59,6 +61,10 @@ class ClusteringResult:
     notes: list[str] = field(default_factory=list)
     genes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=library_versions)
+    delta_label: float | None = None  # fraction of cells that changed cluster at the last check
+    k_selection: KSelection | None = None  # the scan behind an automatic k
+    init_scores: dict[str, float] = field(default_factory=dict)  # scores of the initial clustering
+    pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
 
     @property
     def n_clusters(self) -> int:
@@ -75,13 +81,30 @@ class ClusteringResult:
         q = np.clip(self.q, 1e-12, 1.0)
         return -(q * np.log(q)).sum(axis=1)
 
+    @property
+    def tol(self) -> float | None:
+        return self.config.get("tol")
+
+    def convergence(self) -> str:
+        """Plain words on how the clustering stage ended."""
+        epochs = int(self.timings.get("cluster_epochs", 0))
+        if self.stage == "pretrain":
+            return "stopped during pretraining (labels from the initial clustering)"
+        if self.stage == "cluster":
+            return f"stopped by the user after {epochs} clustering epochs"
+        if self.converged:
+            shown = f"delta_label {self.delta_label:.4f} < tol {self.tol:g}, " if self.delta_label is not None else ""
+            return f"converged ({shown}{epochs} clustering epochs)"
+        shown = f"delta_label {self.delta_label:.4f} >= tol {self.tol:g}" if self.delta_label is not None else "no check"
+        return f"NOT converged: hit the cap of {epochs} clustering epochs ({shown})"
+
     def summary(self) -> str:
-        """One line: method, k, scores, wall time, stage."""
-        parts = [f"{self.method}: k={self.n_clusters}"]
+        """One line: method, k (and how it was chosen), scores, wall time, convergence."""
+        parts = [f"{self.method}: k={self.n_clusters}" + (" (automatic)" if self.k_selection is not None else "")]
         parts += [f"{name.upper()}={value:.3f}" for name, value in self.scores.items()]
         if "total_s" in self.timings:
             parts.append(f"time={self.timings['total_s']:.1f}s")
-        parts.append("converged" if self.converged else f"stage={self.stage}")
+        parts.append(self.convergence())
         return ", ".join(parts)
 
 
@@ -114,7 +137,17 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
         "genes": list(result.genes),
         "centroids": result.centroids.astype(np.float32),
         "history": result.history.astype({c: "float64" for c in result.history.columns if c != "phase"}),
+        "convergence": {
+            "converged": bool(result.converged), "stage": result.stage, "summary": result.convergence(),
+            "delta_label": float("nan") if result.delta_label is None else float(result.delta_label),
+            "tol": float(result.config.get("tol", float("nan"))),
+            "cluster_epochs": int(result.timings.get("cluster_epochs", 0)),
+            "max_cluster_epochs": int(result.config.get("max_cluster_epochs", 0)),
+        },
+        "init_scores": {k: float(v) for k, v in result.init_scores.items()},
     }
+    if result.k_selection is not None:
+        adata.uns[key]["k_selection"] = result.k_selection.to_uns()
 
 
 def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
@@ -126,6 +159,8 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
     mask = ~np.isnan(q_full).any(axis=1)
     q = q_full[mask]
     scores = dict(info.get("scores", {}))
+    conv = info.get("convergence", {})
+    delta = conv.get("delta_label")
     return ClusteringResult(
         method=str(info["method"]), key=key, config=json.loads(info["config_json"]),
         labels=q.argmax(axis=1), q=q, embedding=np.asarray(adata.obsm[f"X_{key}"])[mask],
@@ -133,6 +168,9 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
         stage=str(info["stage"]), converged=bool(info["converged"]), scores=scores,
         timings=dict(info.get("timings", {})), notes=[n for n in info.get("notes", []) if n],
         genes=list(info.get("genes", [])), versions=json.loads(info["versions_json"]),
+        delta_label=None if delta is None or np.isnan(delta) else float(delta),
+        k_selection=KSelection.from_uns(info["k_selection"]) if "k_selection" in info else None,
+        init_scores=dict(info.get("init_scores", {})),
     )
 
 
@@ -156,8 +194,12 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
     meta = {
         "method": result.method, "key": result.key, "config": result.config, "versions": result.versions,
         "scores": result.scores, "timings": result.timings, "stage": result.stage, "converged": result.converged,
-        "n_clusters": result.n_clusters, "notes": result.notes,
+        "n_clusters": result.n_clusters, "notes": result.notes, "convergence": result.convergence(),
+        "delta_label": result.delta_label, "init_scores": result.init_scores,
     }
+    if result.k_selection is not None:
+        meta["k_selection"] = {"chosen_k": result.k_selection.n_clusters, "rule": result.k_selection.rule,
+                               "table": result.k_selection.table.to_dict(orient="records")}
     paths["config"].write_text(json.dumps(meta, indent=2))
     result.history.to_csv(paths["history"], index=False)
     labels_table(adata, result.key).to_csv(paths["labels"])

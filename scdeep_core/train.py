@@ -156,6 +156,9 @@ class MethodHooks:
     def cluster_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         raise NotImplementedError
 
+    def reseed(self, seed: int) -> None:
+        """Restart the method's own random streams (called before each clustering stage)."""
+
     def extra_cluster_steps(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, float]:
         """Optional updates after each clustering epoch (scDCC's pairwise constraints)."""
         return {}
@@ -248,7 +251,9 @@ def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: n
             delta = float(np.mean(new_labels != labels))
             labels, p = new_labels, target_distribution(q)
             updates += 1
-            if delta < cfg.tol:
+            # The initial clusters are a fixed point of the assignment (KMeans / Leiden means), so
+            # delta_label starts near 0: the first checks would end the stage before KL has acted.
+            if delta < cfg.tol and epoch >= cfg.min_cluster_epochs:
                 return ClusterStageOutcome(labels, q.numpy(), z, epoch, True, False, delta)
         means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer,
                            lambda batch: hooks.cluster_losses(model, batch, p[torch.from_numpy(batch.rows)]))

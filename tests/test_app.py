@@ -110,7 +110,7 @@ def test_stop_mid_run_keeps_page_usable():
     assert len(result.labels) == 700
     at.switch_page("pages/explore.py").run()
     assert not at.exception
-    assert any("Stopped" in w.value or "stage=pretrain" in w.value for w in [*at.warning, *at.caption])
+    assert any("Stopped" in w.value or "stopped during pretraining" in w.value for w in [*at.warning, *at.caption])
 
 
 def test_learn_page_step_lowers_the_loss_and_slider_responds():

@@ -49,3 +49,13 @@ def test_several_resolutions(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("desc_r0.3: k=") and lines[1].startswith("desc_r1: k=")
     assert (tmp_path / "r" / "desc_r0.3" / "result.h5ad").exists()
+
+
+def test_auto_k_prints_candidates_and_a_capped_run_warns(tmp_path):
+    out = run("fit", "builtin:simulated", "--method", "desc", "--label-key", "group", "--pretrain-epochs", "30",
+              "--max-cluster-epochs", "2", "--tol", "0", "--no-umap", "--quiet", "--out", str(tmp_path / "auto"))
+    assert out.returncode == 0, out.stderr
+    assert "choosing k: Leiden on the pretrained embedding" in out.stdout and "<- chosen" in out.stdout
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("desc: k=4 (automatic) ARI=")  # the simulator has 4 groups and "NOT converged" in line
+    assert "warning: desc: NOT converged: hit the cap of 2 clustering epochs" in out.stderr

@@ -41,7 +41,7 @@ def test_same_seed_same_labels(small_sim):
 
 
 def test_leiden_when_k_unknown(small_sim):
-    res = sd.fit(small_sim, "desc", sd.DESCConfig(resolution=0.5, **FAST), label_key="group")
+    res = sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=None, resolution=0.5, **FAST), label_key="group")
     assert 2 <= res.n_clusters <= 8
 
 

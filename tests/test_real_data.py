@@ -33,7 +33,7 @@ def test_more_than_8192_cells_graph_and_umap_path():
     from scdeep_core.embedding import add_umap
 
     adata = ad.read_h5ad(shared_file("cbmc_citeseq_8617.h5ad"))
-    res = sd.fit(adata, "desc", sd.DESCConfig(resolution=1.0, pretrain_epochs=5, max_cluster_epochs=3), label_key="label")
+    res = sd.fit(adata, "desc", sd.DESCConfig(n_clusters=None, resolution=1.0, pretrain_epochs=5, max_cluster_epochs=3), label_key="label")
     assert res.n_clusters >= 5 and res.scores["ari"] > 0.3
     coords = add_umap(adata, "desc")
     assert coords.shape == (8617, 2) and np.isfinite(coords).all()

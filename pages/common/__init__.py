@@ -6,7 +6,7 @@ import uuid
 import anndata as ad
 import streamlit as st
 
-from scdeep_core.jobs import JobRegistry, TrainingJob
+from scdeep_core.jobs import BusyError, JobRegistry, TrainingJob
 from scdeep_core.results import write_to_adata
 
 
@@ -48,6 +48,59 @@ def set_dataset(adata: ad.AnnData, name: str) -> None:
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
     ss.pop("qc", None)
+
+
+def next_key(method: str) -> str:
+    """Result key for the next run of ``method`` in this session: desc, desc_2, ..."""
+    n = sum(1 for k in st.session_state.runs if k == method or k.startswith(f"{method}_")) + 1
+    return method if n == 1 else f"{method}_{n}"
+
+
+def submit(job: TrainingJob) -> None:
+    """Start ``job`` for this session and remember it (raises BusyError when the machine is full)."""
+    registry().submit(job)
+    st.session_state.job_id = job.job_id
+    st.query_params["job"] = job.job_id
+
+
+def k_selection_panel(result, where: str) -> None:
+    """Why the automatic k: the stability chart, the candidates, and re-clustering with another k
+    from the same pretrained autoencoder (no pretraining again)."""
+    import dataclasses
+
+    from scdeep_core import figures
+    from scdeep_core.config import CONFIG_CLASSES
+
+    sel = result.k_selection
+    st.plotly_chart(figures.k_selection_chart(sel.table, sel.n_clusters, sel.chosen), width="stretch", key=f"ksel_chart_{where}_{result.key}")
+    st.caption(sel.summary() + " A clustering is *reproducible* when re-running it on random 80 % subsets of the cells "
+               "gives the same groups (stability near 1).")
+    if result.pretrained is None:
+        st.caption("The pretrained model of this run is not in memory (loaded from a file): train again to re-cluster.")
+        return
+    options = sorted(set(int(k) for k in sel.table["n_clusters"] if k >= 2) | {result.n_clusters})
+    c1, c2 = st.columns([1, 2])
+    k = c1.selectbox("Re-cluster with k =", options, index=options.index(result.n_clusters), key=f"recluster_k_{where}_{result.key}",
+                     help="Runs only the clustering stage, from the same pretrained autoencoder: seconds, not minutes.")
+    ss = st.session_state
+
+    def go() -> None:
+        ss.train_error = None
+        cfg = dataclasses.replace(CONFIG_CLASSES[result.method].from_dict(result.config), n_clusters=int(k))
+        try:
+            submit(TrainingJob(ss.adata, result.method, cfg, label_key=ss.label_key, key=next_key(result.method),
+                               owner=session_owner().id, pretrained=result.pretrained))
+        except (BusyError, ValueError) as exc:
+            ss.train_error = str(exc)
+
+    c2.button(f"Re-cluster with k = {k}", on_click=go, key=f"recluster_go_{where}_{result.key}", icon=":material/replay:")
+    if where != "train":
+        if ss.get("train_error"):
+            st.error(ss.train_error)
+        job = current_job()
+        if job is not None and job.running and job.pretrained is result.pretrained:
+            st.info(f"Re-clustering with k = {job.config.n_clusters} as run **{job.key}**: follow it on the Train page.")
+            st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 def current_job() -> TrainingJob | None:

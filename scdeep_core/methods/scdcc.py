@@ -28,6 +28,10 @@ class SCDCCHooks(MethodHooks):
         # A private generator keeps the input noise reproducible even when other runs share the process.
         self.noise_gen = torch.Generator().manual_seed(seed)
 
+    def reseed(self, seed: int) -> None:
+        # The clustering stage draws the same noise however long pretraining ran or how often we re-cluster.
+        self.noise_gen.manual_seed(seed)
+
     def build_model(self, n_genes: int) -> ClusteringAutoencoder:
         return ClusteringAutoencoder(n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="zinb", latent_activation="linear")
 
