@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import k_selection_panel
+from pages.common import k_selection_of, k_selection_panel
 from scdeep_core import figures, metrics
 from scdeep_core.markers import dot_plot_tables, marker_genes
 from scdeep_core.results import labels_table, reproduce_snippet
@@ -30,8 +30,8 @@ if coords is None:
 st.caption(result.summary())
 if result.stage == "done" and not result.converged:
     st.warning(f"This run {result.convergence()}: its labels may still have been moving.", icon=":material/warning:")
-if result.k_selection is not None:
-    with st.expander(f"How k = {result.n_clusters} was chosen (and re-cluster with another k)"):
+if k_selection_of(result) is not None:
+    with st.expander("How k was chosen (and re-cluster with another k)"):
         k_selection_panel(result, where="explore")
 
 options = ["cluster", "confidence (max q)", "entropy of q"] + ([f"label: {ss.label_key}"] if ss.label_key else []) + ["other obs column", "gene"]

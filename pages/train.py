@@ -5,7 +5,7 @@ import tempfile
 
 import streamlit as st
 
-from pages.common import current_job, harvest, k_selection_panel, next_key, registry, session_owner, submit
+from pages.common import current_job, harvest, k_selection_of, k_selection_panel, next_key, registry, session_owner, submit
 from scdeep_core import figures
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
 from scdeep_core.jobs import BusyError, TrainingJob
@@ -177,14 +177,13 @@ def live() -> None:
         st.success(view.message)
     elif view.status == "stopped":
         st.warning(f"Stopped early; partial result kept. {view.message}")
-    if view.status != "running" and job.job_id not in ss.harvested:
-        harvest(job)
-        st.rerun()
+    if view.status != "running" and harvest(job):
+        st.rerun()  # once: a failed run has nothing to harvest and must not rerun the page forever
 
 
 live()
 
 last = ss.runs.get(current_job().key) if current_job() is not None and current_job().job_id in ss.harvested else None
-if last is not None and last.k_selection is not None:
+if last is not None and k_selection_of(last) is not None:
     st.subheader("How k was chosen")
     k_selection_panel(last, where="train")

@@ -132,3 +132,26 @@ def test_learn_page_step_lowers_the_loss_and_slider_responds():
     assert not at.exception
     at.button(key="learn_reset").click().run()
     assert not at.exception and at.session_state["learn_losses"] == []
+
+
+def test_auto_k_chart_and_recluster_from_the_same_pretrained_model():
+    at = load_builtin(new_app())
+    start_training(at, "desc", 20)  # default: k chosen automatically
+    wait_for_run(at)
+    first = at.session_state["runs"]["desc"]
+    assert first.k_selection is not None and first.n_clusters == first.k_selection.n_clusters
+    at.run()
+    assert any(h.value == "How k was chosen" for h in at.subheader)
+    other = next(k for k in at.selectbox(key="recluster_k_train_desc").options if int(k) != first.n_clusters)
+    at.selectbox(key="recluster_k_train_desc").set_value(int(other)).run()
+    at.button(key="recluster_go_train_desc").click().run()
+    assert not at.exception and not at.error
+    start = time.time()
+    while "desc_2" not in at.session_state["runs"] and time.time() - start < 120:
+        time.sleep(1)
+        at.run()
+    second = at.session_state["runs"]["desc_2"]
+    assert second.n_clusters == int(other) and second.pretrained is first.pretrained  # no new pretraining
+    assert "desc_2_cluster" in at.session_state["adata"].obs
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception and any("How k was chosen" in e.label for e in at.expander)

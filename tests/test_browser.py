@@ -103,11 +103,23 @@ def test_upload_train_explore_download(server, tmp_path):
         expect(done).to_be_visible(timeout=300_000)
         print(done.inner_text())
         page.screenshot(path=ARTIFACTS / "3_train_done.png", full_page=True)
+        # k was chosen automatically: the stability scan is drawn, and another k re-clusters the same pretrained model.
+        expect(page.get_by_text("How k was chosen")).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                               ".some(d => d.layout && ((d.layout.title || {}).text || '').includes('Choosing k'))", timeout=60_000)
+        page.locator('div[data-testid="stSelectbox"]').filter(has_text="Re-cluster with k =").locator("input").first.click()
+        options = page.get_by_role("option")
+        expect(options.first).to_be_visible()
+        new_k = options.first.inner_text()
+        options.first.click()
+        page.get_by_role("button", name=f"Re-cluster with k = {new_k}", exact=True).click()
+        expect(page.get_by_text(f"desc: k={new_k},").first).to_be_visible(timeout=300_000)
+        page.screenshot(path=ARTIFACTS / "3b_reclustered.png", full_page=True)
 
         page.get_by_role("link", name="Explore").click()
         expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
         # Lasso a region of the UMAP: the page summarises the selected cells.
-        plot = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first
+        plot = page.locator(".js-plotly-plot").filter(has_text="UMAP of the").first.locator(".nsewdrag").first
         expect(plot).to_be_visible()
         b = plot.bounding_box()
         cx, cy, rx, ry = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"] * 0.45, b["height"] * 0.45

@@ -39,6 +39,8 @@ def init_state() -> None:
     if job is not None and ss.adata is None:
         # A reload lost the session: take the job's own copy of the data back.
         ss.adata, ss.dataset_name, ss.label_key = job.adata, "data of a running job", job.label_key
+    if job is not None and not job.running:
+        harvest(job)  # a run that ended while another page was open
 
 
 def set_dataset(adata: ad.AnnData, name: str) -> None:
@@ -63,6 +65,13 @@ def submit(job: TrainingJob) -> None:
     st.query_params["job"] = job.job_id
 
 
+def k_selection_of(result):
+    """The automatic-k scan behind ``result``: its own, or that of the pretrained model it re-clustered."""
+    if result.k_selection is not None:
+        return result.k_selection
+    return getattr(result.pretrained, "k_selection", None)
+
+
 def k_selection_panel(result, where: str) -> None:
     """Why the automatic k: the stability chart, the candidates, and re-clustering with another k
     from the same pretrained autoencoder (no pretraining again)."""
@@ -71,10 +80,12 @@ def k_selection_panel(result, where: str) -> None:
     from scdeep_core import figures
     from scdeep_core.config import CONFIG_CLASSES
 
-    sel = result.k_selection
+    sel = k_selection_of(result)
     st.plotly_chart(figures.k_selection_chart(sel.table, sel.n_clusters, sel.chosen), width="stretch", key=f"ksel_chart_{where}_{result.key}")
     st.caption(sel.summary() + " A clustering is *reproducible* when re-running it on random 80 % subsets of the cells "
                "gives the same groups (stability near 1).")
+    if result.k_selection is None:
+        st.caption(f"Run **{result.key}** re-clustered this pretrained model with k = {result.n_clusters}.")
     if result.pretrained is None:
         st.caption("The pretrained model of this run is not in memory (loaded from a file): train again to re-cluster.")
         return
@@ -107,13 +118,13 @@ def current_job() -> TrainingJob | None:
     return registry().get(st.session_state.get("job_id"))
 
 
-def harvest(job: TrainingJob) -> None:
-    """Copy a finished job's result keys into the session's dataset (once)."""
+def harvest(job: TrainingJob) -> bool:
+    """Copy a finished job's result keys into the session's dataset (once); True if it did now."""
     ss = st.session_state
     if job.result is None or job.job_id in ss.harvested or ss.adata is None:
-        return
+        return False
     if ss.adata.n_obs != job.adata.n_obs:
-        return
+        return False
     write_to_adata(ss.adata, job.result)
     umap_key = f"X_{job.key}_umap"
     if umap_key in job.adata.obsm:
@@ -121,6 +132,7 @@ def harvest(job: TrainingJob) -> None:
     ss.runs[job.key] = job.result
     ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
     ss.harvested.add(job.job_id)
+    return True
 
 
 def sidebar(pages: list) -> None:
@@ -152,5 +164,7 @@ def job_status() -> None:
         st.markdown(f"**{view.method.upper()}**: {view.status} ({view.phase})")
         if view.status == "running":
             st.progress(view.progress)
+        elif harvest(job):
+            st.rerun()  # the run ended while this page was open: show its result everywhere
     if st.session_state.runs:
         st.caption("Results: " + ", ".join(st.session_state.runs))
