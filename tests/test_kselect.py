@@ -110,3 +110,18 @@ def test_clustering_stage_runs_its_minimum_epochs(small_sim):
     res = sd.fit(small_sim, "desc", cfg)
     assert res.converged and res.timings["cluster_epochs"] == 6
     assert (res.history["phase"] == "cluster").sum() == 6
+
+
+def test_auto_k_is_reproducible_and_drawn(small_sim):
+    cfg = sd.DESCConfig(n_clusters="auto", **FAST)
+    a = sd.fit(small_sim.copy(), "desc", cfg)
+    b = sd.fit(small_sim.copy(), "desc", cfg)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.k_selection.table.equals(b.k_selection.table)
+    from scdeep_core import figures
+    from scdeep_core.cli import format_k_selection
+
+    fig = figures.k_selection_chart(a.k_selection.table, a.n_clusters, a.k_selection.chosen)
+    assert "Choosing k" in fig.layout.title.text and any(t.name == "chosen resolution" for t in fig.data)
+    text = format_k_selection(a.k_selection)
+    assert text.count("<- chosen") == 1 and f"chose k = {a.n_clusters}" in text
