@@ -155,3 +155,21 @@ def test_auto_k_chart_and_recluster_from_the_same_pretrained_model():
     assert "desc_2_cluster" in at.session_state["adata"].obs
     at.switch_page("pages/explore.py").run()
     assert not at.exception and any("How k was chosen" in e.label for e in at.expander)
+
+
+def test_constrained_run_is_scored_on_held_out_cells_in_explore():
+    at = load_builtin(new_app())
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value("scdcc").run()
+    at.radio(key="k_mode").set_value("k").run()
+    at.selectbox(key="c_source").set_value("labels").run()
+    at.selectbox(key="c_label").set_value("bulk_labels").run()
+    start_training(at, "scdcc", 10)
+    wait_for_run(at)
+    result = at.session_state["runs"]["scdcc"]
+    assert result.eval_mask.sum() < 700
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert any("not used for constraints" in c.value for c in at.caption)
+    shown = float(next(m.value for m in at.metric if m.label == "ARI"))
+    assert shown == pytest.approx(result.scores["ari"], abs=5e-4)  # the page scores the same held-out cells as the run
