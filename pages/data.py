@@ -16,12 +16,13 @@ st.title("Data")
 source = st.radio("Source", ["Built-in dataset", "Upload a file", "Path on the server"], horizontal=True, key="data_source")
 
 
-def load(loader, name: str) -> None:
+def load(loader, name: str, temp_name: str | None = None) -> None:
     try:
         with st.spinner(f"Reading {name}..."):
             set_dataset(loader(), name)
     except InputError as exc:
-        st.error(f"**Could not load {name}.** {exc}", icon=":material/error:")
+        message = str(exc).replace(temp_name, name) if temp_name else str(exc)  # the user knows their file's name, not ours
+        st.error(f"**Could not load {name}.** {message}", icon=":material/error:")
 
 
 if source == "Built-in dataset":
@@ -43,17 +44,17 @@ elif source == "Upload a file":
         type=["h5ad", "h5", "hdf5", "zip", "gz", "tgz", "tar", "csv", "tsv", "txt", "loom"], key="upload",
     )
     st.caption("Files above the upload limit: use **Path on the server** instead.")
-    if up is not None and ss.get("uploaded_id") != up.file_id:
+    if up is not None and ss.get("uploaded_id") != (up.file_id, orientation):  # a new file, or the same one read another way
         suffix = "".join(Path(up.name).suffixes[-2:]) or ".dat"
         # Spill the upload to a temp file and free the in-memory copy: readers work on paths.
         fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="scdeep_upload_")
         with os.fdopen(fd, "wb") as fh:
             fh.write(up.getbuffer())
         try:
-            load(lambda: io.read_counts(tmp, orientation=orientation), up.name)
+            load(lambda: io.read_counts(tmp, orientation=orientation), up.name, temp_name=Path(tmp).name)
         finally:
             os.unlink(tmp)
-        ss.uploaded_id = up.file_id
+        ss.uploaded_id = (up.file_id, orientation)
 else:
     path = st.text_input("Path of a file or 10x folder on the server", key="server_path")
     if st.button("Load", key="load_path") and path:

@@ -173,3 +173,17 @@ def test_constrained_run_is_scored_on_held_out_cells_in_explore():
     assert any("not used for constraints" in c.value for c in at.caption)
     shown = float(next(m.value for m in at.metric if m.label == "ARI"))
     assert shown == pytest.approx(result.scores["ari"], abs=5e-4)  # the page scores the same held-out cells as the run
+
+
+def test_upload_whose_orientation_cannot_be_told_asks_and_rereads():
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    rows = "\n".join(f"{i}," + ",".join(str((i * j) % 5 + 1) for j in range(6)) for i in range(40))
+    at.file_uploader(key="upload").upload("mystery.csv", ("id," + ",".join(f"v{j}" for j in range(6)) + "\n" + rows).encode()).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Cannot tell whether rows or columns are the cells" in e and "mystery.csv" in e for e in errors), errors
+    assert not any("scdeep_upload_" in e for e in errors)  # the user's file name, never our temp file
+    at.selectbox(key="orientation").set_value("cells_x_genes").run()
+    assert not at.exception and not at.error
+    assert at.session_state["adata"].shape == (40, 6)
