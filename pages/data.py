@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import set_dataset
+from pages.common import DatasetBusyError, set_dataset
 from scdeep_core import datasets, figures, io, pp
 from scdeep_core.errors import InputError
 
@@ -23,6 +23,8 @@ def load(loader, name: str, temp_name: str | None = None) -> None:
     except InputError as exc:
         message = str(exc).replace(temp_name, name) if temp_name else str(exc)  # the user knows their file's name, not ours
         st.error(f"**Could not load {name}.** {message}", icon=":material/error:")
+    except DatasetBusyError as exc:
+        st.error(str(exc), icon=":material/hourglass_top:")
 
 
 if source == "Built-in dataset":

@@ -101,6 +101,12 @@ class TrainingJob:
         """Ask the run to stop at the next minibatch; the partial result is kept."""
         self.stop_token.stop()
 
+    def release_data(self) -> None:
+        """Drop the job's copy of the data once its results were handed over (the result stays)."""
+        with self._lock:
+            if not self.running:
+                self.adata = None
+
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
@@ -135,17 +141,22 @@ class TrainingJob:
             else:
                 result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
                              stop_token=self.stop_token, key_added=self.key)
-            if self.umap:
+            umap_note = ""
+            if self.umap and not self.stop_token.stopped:
                 with self._lock:
                     self.phase, self.message = "umap", "Computing the UMAP of the embedding..."
                 from .embedding import add_umap
+                from .layout import LayoutStopped
 
-                add_umap(self.adata, self.key, seed=self.config.seed)
+                try:
+                    add_umap(self.adata, self.key, seed=self.config.seed, should_stop=lambda: self.stop_token.stopped)
+                except LayoutStopped:
+                    umap_note = " UMAP skipped (stopped)."
             with self._lock:
                 self.result = result
                 self.status = "done" if result.stage == "done" else "stopped"
                 self.phase = self.status
-                self.message = result.summary()
+                self.message = result.summary() + umap_note
         except InputError as exc:
             with self._lock:
                 self.status, self.error = "failed", str(exc)
@@ -194,6 +205,14 @@ class JobRegistry:
     def get(self, job_id: str | None) -> TrainingJob | None:
         return self._jobs.get(job_id) if job_id else None
 
+    def forget(self, job_id: str) -> None:
+        """Drop a job that has ended (its session keeps what it needs)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.running:
+                del self._jobs[job_id]
+                self._orphaned.pop(job_id, None)
+
     def stop_owner(self, owner: str) -> None:
         """Stop every running job of ``owner`` now."""
         for j in list(self._jobs.values()):
@@ -204,12 +223,13 @@ class JobRegistry:
         """A browser session closed: stop its running jobs unless a reloaded page adopts
         them within ``orphan_grace_s`` seconds (a reload also closes the old session)."""
         with self._lock:
-            for j in self._jobs.values():
-                if j.owner == owner and j.running:
-                    self._orphaned[j.job_id] = time.monotonic()
-        timer = threading.Timer(self.orphan_grace_s, self._reap)
-        timer.daemon = True
-        timer.start()
+            orphans = [j for j in self._jobs.values() if j.owner == owner and j.running]
+            for j in orphans:
+                self._orphaned[j.job_id] = time.monotonic()
+        if orphans:  # a session without a running job leaves no timer behind
+            timer = threading.Timer(self.orphan_grace_s, self._reap)
+            timer.daemon = True
+            timer.start()
 
     def adopt(self, job_id: str | None, owner: str) -> TrainingJob | None:
         """Give job ``job_id`` to a new session (after a page reload)."""

@@ -187,3 +187,18 @@ def test_upload_whose_orientation_cannot_be_told_asks_and_rereads():
     at.selectbox(key="orientation").set_value("cells_x_genes").run()
     assert not at.exception and not at.error
     assert at.session_state["adata"].shape == (40, 6)
+
+
+def test_dataset_cannot_change_under_a_running_job():
+    at = load_builtin(new_app())
+    start_training(at, "desc", 5000)  # long enough to still run below
+    at.switch_page("pages/data.py").run()
+    at.radio(key="data_source").set_value("Built-in dataset").run()
+    at.selectbox(key="builtin_name").set_value("simulated").run()
+    at.button(key="load_builtin").click().run()
+    assert not at.exception
+    assert any("stop it" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state["adata"].n_obs == 700  # the dataset the run trains on is still loaded
+    at.switch_page("pages/train.py").run()
+    at.button(key="stop").click().run()
+    wait_for_run(at, timeout=120)

@@ -55,3 +55,35 @@ def test_failed_run_reports_error(small_sim):
     job.join(60)
     view = job.snapshot()
     assert view.status == "failed" and "not integers" in view.error
+
+
+def test_closing_a_session_without_a_run_leaves_no_timer_and_finished_jobs_are_forgotten(small_sim):
+    import threading
+
+    reg = JobRegistry()
+    before = threading.active_count()
+    for i in range(20):
+        reg.release_owner(f"idle{i}")
+    assert threading.active_count() == before
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    job = reg.submit(TrainingJob(small_sim, "desc", fast, owner="a", umap=False))
+    job.join(60)
+    reg.forget(job.job_id)
+    job.release_data()
+    assert reg.get(job.job_id) is None and job.adata is None and job.result is not None
+
+
+def test_umap_layout_stops_when_asked():
+    import numpy as np
+
+    from scdeep_core.layout import LayoutStopped, umap_layout
+
+    z = np.random.default_rng(0).normal(size=(200, 5))
+    calls = []
+
+    def stop_after_three() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(LayoutStopped, match="epoch 3 of"):
+        umap_layout(z, should_stop=stop_after_three)

@@ -36,16 +36,29 @@ def init_state() -> None:
     ss.setdefault("job_id", st.query_params.get("job"))
     ss.setdefault("harvested", set())
     job = registry().adopt(ss.job_id, session_owner().id) if ss.job_id else None
-    if job is not None and ss.adata is None:
+    if job is not None and ss.adata is None and job.adata is not None:
         # A reload lost the session: take the job's own copy of the data back.
         ss.adata, ss.dataset_name, ss.label_key = job.adata, "data of a running job", job.label_key
     if job is not None and not job.running:
         harvest(job)  # a run that ended while another page was open
 
 
+class DatasetBusyError(RuntimeError):
+    """The session's dataset cannot change while one of its runs trains."""
+
+
 def set_dataset(adata: ad.AnnData, name: str) -> None:
-    """Make ``adata`` the session's dataset (results of earlier runs are dropped)."""
+    """Make ``adata`` the session's dataset (results of earlier runs are dropped).
+
+    Raises
+    ------
+    DatasetBusyError
+        While this session's run trains: its results belong to the current dataset.
+    """
     ss = st.session_state
+    job = current_job()
+    if job is not None and job.running:
+        raise DatasetBusyError(f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading other data.")
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
@@ -115,24 +128,36 @@ def k_selection_panel(result, where: str) -> None:
 
 
 def current_job() -> TrainingJob | None:
-    return registry().get(st.session_state.get("job_id"))
+    """This session's latest job: still in the registry while it runs, then held by the session."""
+    ss = st.session_state
+    job_id = ss.get("job_id")
+    finished = ss.get("finished_job")
+    if finished is not None and finished.job_id == job_id:
+        return finished
+    return registry().get(job_id)
 
 
 def harvest(job: TrainingJob) -> bool:
-    """Copy a finished job's result keys into the session's dataset (once); True if it did now."""
+    """Hand a finished job over to its session, once: copy its result keys into the session's
+    dataset (only if it is the dataset the job trained on), then let the registry forget the
+    job and the job drop its copy of the data. True if results were added now."""
     ss = st.session_state
-    if job.result is None or job.job_id in ss.harvested or ss.adata is None:
+    if job.running or job.job_id in ss.harvested or ss.adata is None:
         return False
-    if ss.adata.n_obs != job.adata.n_obs:
-        return False
-    write_to_adata(ss.adata, job.result)
-    umap_key = f"X_{job.key}_umap"
-    if umap_key in job.adata.obsm:
-        ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
-    ss.runs[job.key] = job.result
-    ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
+    same_cells = job.adata is not None and ss.adata.n_obs == job.adata.n_obs and ss.adata.obs_names.equals(job.adata.obs_names)
+    added = job.result is not None and same_cells
+    if added:
+        write_to_adata(ss.adata, job.result)
+        umap_key = f"X_{job.key}_umap"
+        if umap_key in job.adata.obsm:
+            ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
+        ss.runs[job.key] = job.result
+        ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
     ss.harvested.add(job.job_id)
-    return True
+    ss.finished_job = job
+    job.release_data()
+    registry().forget(job.job_id)
+    return added
 
 
 def sidebar(pages: list) -> None:
