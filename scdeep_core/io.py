@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .errors import InputError
 from .pp import is_integer_matrix
 
-__all__ = ["read_counts", "detect_format", "FORMATS", "DEFAULT_MAX_BYTES"]
+__all__ = ["read_counts", "detect_format", "guess_orientation", "list_data_files", "resolve_in_folder", "FORMATS", "DEFAULT_MAX_BYTES"]
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 FORMATS = ("h5ad", "10x_h5", "10x_mtx", "archive", "csv", "loom", "scdcc_h5")
@@ -222,6 +222,49 @@ def _check_memory(nbytes: float, what: str, p: Path, max_bytes: int) -> None:
 def _sparse_bytes(n_rows: int, nnz: int) -> float:
     """Memory of a float32 CSR matrix (values, int32 indices, int64 row pointers), counted twice for one conversion."""
     return 2.0 * (8.0 * nnz + 8.0 * (n_rows + 1))
+
+
+# --- a server-side data folder ----------------------------------------------------------
+
+_DATA_SUFFIXES = (".h5ad", ".h5", ".hdf5", ".loom", ".zip", ".tar", ".tar.gz", ".tgz", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+
+
+def list_data_files(root: str | Path, max_depth: int = 2) -> list[str]:
+    """Data files and 10x folders under ``root`` (relative names, sorted), at most ``max_depth`` deep.
+
+    Links that lead outside ``root`` are not listed.
+    """
+    base = Path(root).resolve()
+    found: list[str] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            real = entry.resolve()
+            if not real.is_relative_to(base) or entry.name.startswith("."):
+                continue
+            if real.is_dir():
+                if any((real / n).exists() for n in ("matrix.mtx", "matrix.mtx.gz")):
+                    found.append(str(entry.relative_to(base)))
+                elif depth < max_depth:
+                    walk(entry, depth + 1)
+            elif entry.name.lower().endswith(_DATA_SUFFIXES):
+                found.append(str(entry.relative_to(base)))
+
+    walk(base, 1)
+    return found
+
+
+def resolve_in_folder(root: str | Path, name: str) -> Path:
+    """``root / name`` with links resolved; refused unless it stays inside ``root``."""
+    base = Path(root).resolve()
+    target = (base / name).resolve()
+    if not target.is_relative_to(base) or not target.exists():
+        raise InputError(f"{Path(name).name!r} is not a file in the data folder.")
+    return target
 
 
 # --- one reader per format ------------------------------------------------------------

@@ -202,3 +202,30 @@ def test_dataset_cannot_change_under_a_running_job():
     at.switch_page("pages/train.py").run()
     at.button(key="stop").click().run()
     wait_for_run(at, timeout=120)
+
+
+def test_server_files_only_from_the_named_data_folder(tmp_path, monkeypatch, pbmc_demo):
+    at = new_app()
+    assert "Data folder on the server" not in at.radio(key="data_source").options  # off by default
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pbmc_demo.write_h5ad(folder / "pbmc.h5ad")
+    (folder / "escape.csv").symlink_to("/etc/os-release")
+    monkeypatch.setenv("SCDEEP_DATA_DIR", str(folder))
+    at = new_app()
+    at.radio(key="data_source").set_value("Data folder on the server").run()
+    assert at.selectbox(key="server_file").options == ["pbmc.h5ad"]  # the link out of the folder is not offered
+    at.button(key="load_path").click().run()
+    assert not at.exception and at.session_state["adata"].n_obs == 700
+
+
+def test_resolve_in_folder_refuses_escapes(tmp_path):
+    from scdeep_core.errors import InputError
+    from scdeep_core.io import resolve_in_folder
+
+    (tmp_path / "ok.csv").write_text("x")
+    assert resolve_in_folder(tmp_path, "ok.csv") == (tmp_path / "ok.csv").resolve()
+    for name in ("../../etc/passwd", "/etc/passwd", "missing.csv"):
+        with pytest.raises(InputError) as info:
+            resolve_in_folder(tmp_path, name)
+        assert "/etc" not in str(info.value)
