@@ -220,33 +220,47 @@ class JobRegistry:
                 j.stop()
 
     def release_owner(self, owner: str) -> None:
-        """A browser session closed: stop its running jobs unless a reloaded page adopts
-        them within ``orphan_grace_s`` seconds (a reload also closes the old session)."""
+        """A browser session closed. Its jobs wait ``orphan_grace_s`` seconds for a reloaded
+        page to adopt them (a reload closes the old session first); then running ones are
+        stopped and all are forgotten, with their copy of the data."""
         with self._lock:
-            orphans = [j for j in self._jobs.values() if j.owner == owner and j.running]
+            orphans = [j for j in self._jobs.values() if j.owner == owner]
             for j in orphans:
                 self._orphaned[j.job_id] = time.monotonic()
-        if orphans:  # a session without a running job leaves no timer behind
+        if orphans:  # a session without jobs leaves no timer behind
             timer = threading.Timer(self.orphan_grace_s, self._reap)
             timer.daemon = True
             timer.start()
 
     def adopt(self, job_id: str | None, owner: str) -> TrainingJob | None:
-        """Give job ``job_id`` to a new session (after a page reload)."""
+        """The job ``job_id`` for session ``owner``: its own, or one whose session closed in the
+        last ``orphan_grace_s`` seconds (a reloaded page). A job of another live session is not
+        handed out: a shared or guessed ``?job=`` link gets nothing."""
         job = self.get(job_id)
-        if job is not None:
-            with self._lock:
+        if job is None:
+            return None
+        with self._lock:
+            if job.owner == owner:
+                return job
+            if job.job_id in self._orphaned:
                 job.owner = owner
-                self._orphaned.pop(job.job_id, None)
-        return job
+                del self._orphaned[job.job_id]
+                return job
+        return None
 
     def _reap(self) -> None:
         now = time.monotonic()
         with self._lock:
-            expired = [jid for jid, t in self._orphaned.items() if now - t >= self.orphan_grace_s - 0.01]
-            for jid in expired:
-                self._orphaned.pop(jid)
-                self._jobs[jid].stop()
+            expired = [self._jobs[jid] for jid, t in self._orphaned.items() if now - t >= self.orphan_grace_s - 0.01]
+            for job in expired:
+                del self._orphaned[job.job_id]
+        for job in expired:
+            job.stop()
+            job.join(120)
+            with self._lock:
+                if job.job_id not in self._orphaned and not job.running:  # not adopted meanwhile
+                    self._jobs.pop(job.job_id, None)
+                    job.release_data()
 
     def running(self) -> list[TrainingJob]:
         return [j for j in self._jobs.values() if j.running]

@@ -87,3 +87,15 @@ def test_umap_layout_stops_when_asked():
 
     with pytest.raises(LayoutStopped, match="epoch 3 of"):
         umap_layout(z, should_stop=stop_after_three)
+
+
+def test_a_foreign_session_cannot_take_a_live_run_and_finished_orphans_are_evicted(small_sim):
+    reg = JobRegistry(max_running=1, orphan_grace_s=0.5)
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    job = reg.submit(TrainingJob(small_sim, "desc", fast, owner="alice", umap=False))
+    assert reg.adopt(job.job_id, "mallory") is None  # alice's session is alive: her link gives nothing to others
+    assert reg.adopt(job.job_id, "alice") is job and job.owner == "alice"
+    job.join(60)
+    reg.release_owner("alice")  # alice closes her tab; nobody reloads it
+    assert wait(lambda: reg.get(job.job_id) is None, 10)
+    assert job.adata is None and job.result is not None

@@ -36,6 +36,9 @@ def init_state() -> None:
     ss.setdefault("job_id", st.query_params.get("job"))
     ss.setdefault("harvested", set())
     job = registry().adopt(ss.job_id, session_owner().id) if ss.job_id else None
+    if ss.job_id and job is None:
+        ss.job_id = None  # a link to someone else's run (or an expired one): nothing to show
+        st.query_params.pop("job", None)
     if job is not None and ss.adata is None and job.adata is not None:
         # A reload lost the session: take the job's own copy of the data back.
         ss.adata, ss.dataset_name, ss.label_key = job.adata, "data of a running job", job.label_key
@@ -128,19 +131,15 @@ def k_selection_panel(result, where: str) -> None:
 
 
 def current_job() -> TrainingJob | None:
-    """This session's latest job: still in the registry while it runs, then held by the session."""
-    ss = st.session_state
-    job_id = ss.get("job_id")
-    finished = ss.get("finished_job")
-    if finished is not None and finished.job_id == job_id:
-        return finished
-    return registry().get(job_id)
+    """This session's latest job (the registry keeps it until the session closes)."""
+    job = registry().get(st.session_state.get("job_id"))
+    return job if job is not None and job.owner == session_owner().id else None
 
 
 def harvest(job: TrainingJob) -> bool:
     """Hand a finished job over to its session, once: copy its result keys into the session's
-    dataset (only if it is the dataset the job trained on), then let the registry forget the
-    job and the job drop its copy of the data. True if results were added now."""
+    dataset, only if it is the dataset the job trained on (same cells). True if results were
+    added now."""
     ss = st.session_state
     if job.running or job.job_id in ss.harvested or ss.adata is None:
         return False
@@ -154,9 +153,6 @@ def harvest(job: TrainingJob) -> bool:
         ss.runs[job.key] = job.result
         ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
     ss.harvested.add(job.job_id)
-    ss.finished_job = job
-    job.release_data()
-    registry().forget(job.job_id)
     return added
 
 
