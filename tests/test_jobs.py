@@ -18,18 +18,25 @@ def wait(pred, timeout=60):
     return False
 
 
-def test_one_run_per_session_and_machine(small_sim):
+def test_one_run_per_session_and_a_queue_for_the_machine(small_sim):
     reg = JobRegistry(max_running=1)
     job = reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
     with pytest.raises(BusyError, match="of yours"):
         reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
-    with pytest.raises(BusyError, match="machine is busy"):
-        reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="b", umap=False))
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    second = reg.submit(TrainingJob(small_sim, "desc", fast, owner="b", umap=False))
+    third = reg.submit(TrainingJob(small_sim, "desc", fast, owner="c", umap=False))
+    assert second.status == third.status == "queued" and [j.owner for j in reg.queued()] == ["b", "c"]
+    assert (second.queue_position, third.queue_position) == (0, 1) and third.expected_start_s > second.expected_start_s > 0
+    third.stop()  # cancel while it waits
+    assert third.status == "cancelled" and reg.queued() == [second]
     assert wait(lambda: len(job.snapshot().history) > 0)
     job.stop()
     job.join(30)
     view = job.snapshot()
     assert view.status == "stopped" and view.result is not None and view.result.stage == "pretrain"
+    assert wait(lambda: second.status == "done", 60)  # started by itself once the slot was free
+    assert second.result is not None and third.result is None and not reg.queued()
 
 
 def test_reload_reattaches_but_closed_session_stops(small_sim):
