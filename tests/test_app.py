@@ -229,3 +229,31 @@ def test_resolve_in_folder_refuses_escapes(tmp_path):
         with pytest.raises(InputError) as info:
             resolve_in_folder(tmp_path, name)
         assert "/etc" not in str(info.value)
+
+
+def test_failed_run_shows_its_error_once_and_the_page_idles():
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    rows = "\n".join(f"cell{i}," + ",".join(f"{(i * j) % 7 + 0.5}" for j in range(12)) for i in range(60))
+    at.file_uploader(key="upload").upload("decimals.csv", ("cell," + ",".join(f"GENE{j}" for j in range(12)) + "\n" + rows).encode()).run()
+    assert at.session_state["adata"].shape == (60, 12)
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value("scdcc").run()
+    at.button(key="start").click().run()  # scDCC needs integer counts: this run fails at once
+    job = None
+    for _ in range(60):
+        time.sleep(0.5)
+        at.run()  # with a rerun loop (the old harvest of a failed run) AppTest would never return from here
+        from pages.common import registry
+
+        job = registry().get(at.session_state["job_id"])
+        if job is not None and job.status == "failed":
+            break
+    assert job is not None and job.status == "failed"
+    started = time.time()
+    for _ in range(3):
+        at.run()
+    assert time.time() - started < 30 and not at.exception
+    errors = [e.value for e in at.error]
+    assert sum("Training failed" in e and "not integers" in e for e in errors) == 1, errors
+    assert job.job_id in at.session_state["harvested"]  # handed over once: the page stops polling
