@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import io as _io
 import re
-import shutil
 import tarfile
 import tempfile
 import zipfile
