@@ -7,21 +7,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import set_dataset
+from pages.common import DatasetBusyError, set_dataset
 from scdeep_core import datasets, figures, io, pp
 from scdeep_core.errors import InputError
 
 ss = st.session_state
 st.title("Data")
-source = st.radio("Source", ["Built-in dataset", "Upload a file", "Path on the server"], horizontal=True, key="data_source")
+# Reading server files is off unless the operator names one folder (never the whole file system).
+DATA_DIR = os.environ.get("SCDEEP_DATA_DIR")
+SOURCES = ["Built-in dataset", "Upload a file"] + (["Data folder on the server"] if DATA_DIR else [])
+source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
 
 
-def load(loader, name: str) -> None:
+def load(loader, name: str, temp_name: str | None = None) -> None:
     try:
         with st.spinner(f"Reading {name}..."):
             set_dataset(loader(), name)
     except InputError as exc:
-        st.error(f"**Could not load {name}.** {exc}", icon=":material/error:")
+        message = str(exc).replace(temp_name, name) if temp_name else str(exc)  # the user knows their file's name, not ours
+        st.error(f"**Could not load {name}.** {message}", icon=":material/error:")
+    except DatasetBusyError as exc:
+        st.error(str(exc), icon=":material/hourglass_top:")
 
 
 if source == "Built-in dataset":
@@ -42,22 +48,29 @@ elif source == "Upload a file":
         "h5ad, 10x .h5, a 10x folder as .zip/.tar.gz, CSV/TSV (.gz), .loom, or an scDCC .h5 (X, Y)",
         type=["h5ad", "h5", "hdf5", "zip", "gz", "tgz", "tar", "csv", "tsv", "txt", "loom"], key="upload",
     )
-    st.caption("Files above the upload limit: use **Path on the server** instead.")
-    if up is not None and ss.get("uploaded_id") != up.file_id:
+    st.caption(f"Uploads up to {st.get_option('server.maxUploadSize')} MB."
+               + (" Larger files: put them in the server's data folder." if DATA_DIR else
+                  " Larger files: the operator can name a data folder (SCDEEP_DATA_DIR) to read them from the server."))
+    if up is not None and ss.get("uploaded_id") != (up.file_id, orientation):  # a new file, or the same one read another way
         suffix = "".join(Path(up.name).suffixes[-2:]) or ".dat"
         # Spill the upload to a temp file and free the in-memory copy: readers work on paths.
         fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="scdeep_upload_")
         with os.fdopen(fd, "wb") as fh:
             fh.write(up.getbuffer())
         try:
-            load(lambda: io.read_counts(tmp, orientation=orientation), up.name)
+            load(lambda: io.read_counts(tmp, orientation=orientation), up.name, temp_name=Path(tmp).name)
         finally:
             os.unlink(tmp)
-        ss.uploaded_id = up.file_id
+        ss.uploaded_id = (up.file_id, orientation)
 else:
-    path = st.text_input("Path of a file or 10x folder on the server", key="server_path")
-    if st.button("Load", key="load_path") and path:
-        load(lambda: io.read_counts(path), Path(path).name)
+    files = io.list_data_files(DATA_DIR)
+    if not files:
+        st.info("The server's data folder holds no data files (h5ad, 10x, CSV/TSV, loom, archives).")
+    else:
+        name = st.selectbox("File or 10x folder in the server's data folder", files, key="server_file")
+        orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="server_orientation")
+        if st.button("Load", key="load_path"):
+            load(lambda: io.read_counts(io.resolve_in_folder(DATA_DIR, name), orientation=orientation), Path(name).name)
 
 adata = ss.adata
 if adata is None:

@@ -76,13 +76,22 @@ if low.any():
 if ss.label_key:
     st.subheader(f"Against the labels in `{ss.label_key}`")
     known = adata.obs[ss.label_key].notna().to_numpy() & adata.obs[f"{key}_cluster"].notna().to_numpy()
-    truth, pred = adata.obs[ss.label_key][known], adata.obs[f"{key}_cluster"][known]
-    s = metrics.scores(truth, pred)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("ARI", f"{s['ari']:.3f}")
-    c2.metric("NMI", f"{s['nmi']:.3f}")
-    c3.metric("ACC", f"{s['acc']:.3f}")
-    st.plotly_chart(figures.confusion_heatmap(metrics.confusion(truth, pred)), width="stretch")
+    if result.eval_mask is not None and len(result.cell_mask) == adata.n_obs:
+        held_out = np.zeros(adata.n_obs, bool)
+        held_out[result.cell_mask] = result.eval_mask
+        if (~held_out & known).any():
+            st.caption(f"Scored on the {int((held_out & known).sum()):,} labelled cells that were not used for constraints.")
+        known &= held_out
+    if not known.any():
+        st.info("No held-out labelled cells to score this run against.")
+    else:
+        truth, pred = adata.obs[ss.label_key][known], adata.obs[f"{key}_cluster"][known]
+        s = metrics.scores(truth, pred)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("ARI", f"{s['ari']:.3f}")
+        c2.metric("NMI", f"{s['nmi']:.3f}")
+        c3.metric("ACC", f"{s['acc']:.3f}")
+        st.plotly_chart(figures.confusion_heatmap(metrics.confusion(truth, pred)), width="stretch")
 
 st.subheader("Marker genes")
 n_markers = st.slider("genes per cluster", 1, 20, 5, key="n_markers")
@@ -111,20 +120,27 @@ if len(ss.runs) >= 2:
 st.subheader("Downloads")
 
 
-@st.cache_data(show_spinner="Writing h5ad...", max_entries=2)
-def h5ad_bytes(_adata, run_keys: tuple) -> bytes:
-    fd, path = tempfile.mkstemp(suffix=".h5ad")
-    os.close(fd)
-    try:
-        _adata.write_h5ad(path)
-        with open(path, "rb") as fh:
-            return fh.read()
-    finally:
-        os.unlink(path)
+def h5ad_bytes(adata) -> bytes:
+    """The session's dataset with every run's keys as h5ad bytes, cached in this session only
+    (a server-wide cache keyed by names handed one user's results to another)."""
+    token = (id(adata), tuple(ss.runs), tuple(adata.obs.columns), adata.n_obs)
+    cached = ss.get("_h5ad_download")
+    if cached is None or cached[0] != token:
+        fd, path = tempfile.mkstemp(suffix=".h5ad")
+        os.close(fd)
+        try:
+            with st.spinner("Writing h5ad..."):
+                adata.write_h5ad(path)
+            with open(path, "rb") as fh:
+                cached = (token, fh.read())
+        finally:
+            os.unlink(path)
+        ss["_h5ad_download"] = cached
+    return cached[1]
 
 
 c1, c2, c3 = st.columns(3)
-c1.download_button("Results (.h5ad)", h5ad_bytes(adata, tuple(ss.runs) + (ss.dataset_name, adata.n_obs)), file_name=f"scdeep_{key}.h5ad", key="dl_h5ad")
+c1.download_button("Results (.h5ad)", h5ad_bytes(adata), file_name=f"scdeep_{key}.h5ad", key="dl_h5ad")
 c2.download_button("Labels, confidence, embedding (.csv)", labels_table(adata, key).to_csv(), file_name=f"{key}_labels.csv", key="dl_labels")
 q = pd.DataFrame(np.asarray(adata.obsm[f"{key}_q"]), index=adata.obs_names, columns=[f"q_{j}" for j in range(result.n_clusters)])
 c3.download_button("Soft assignments q (.csv)", q.to_csv(), file_name=f"{key}_q.csv", key="dl_q")

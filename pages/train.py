@@ -143,7 +143,7 @@ def stop() -> None:
 
 
 job = current_job()
-running = job is not None and job.running
+running = job is not None and job.active
 c1, c2, _ = st.columns([1, 1, 4])
 c1.button("Start", type="primary", on_click=start, disabled=running, key="start", icon=":material/play_arrow:")
 c2.button("Stop", on_click=stop, disabled=not running, key="stop", icon=":material/stop:")
@@ -157,7 +157,15 @@ def live() -> None:
     if job is None:
         st.caption("Press **Start** to train. Curves appear here while the model learns.")
         return
+    registry().refresh(job)
     view = job.snapshot()
+    if view.status == "queued":
+        ahead = "1 run" if view.queue_position == 0 else f"{view.queue_position + 1} runs"
+        st.info(f"**Queued**: the machine is training {ahead} ahead of yours; expected to start in about "
+                f"{view.expected_start_s:.0f} s. Press **Stop** to cancel.", icon=":material/hourglass_top:")
+        return
+    if view.status == "cancelled":
+        st.caption("The queued run was cancelled before it started.")
     eta = f" - at most {view.eta:.0f} s left" if view.eta else ""
     st.progress(view.progress, text=f"{view.method.upper()} - {view.phase} - {view.elapsed:.0f} s elapsed{eta}")
     if view.error:
@@ -178,7 +186,7 @@ def live() -> None:
     elif view.status == "stopped":
         st.warning(f"Stopped early; partial result kept. {view.message}")
     if view.status != "running" and harvest(job):
-        st.rerun()  # once: a failed run has nothing to harvest and must not rerun the page forever
+        st.rerun()  # once, to show the result and stop polling (harvest is True only the first time)
 
 
 live()

@@ -147,10 +147,14 @@ def pretrain(
     truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
     pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None
     eval_mask = None
+    notes = list(data.notes) + (pairs.notes if pairs is not None else [])
     if truth is not None:
         eval_mask = pd.notna(pd.Series(truth)).to_numpy()
         if pairs is not None:
             eval_mask &= ~pairs.used_cells
+        if not eval_mask.any():
+            notes.append(f"No held-out labelled cells: every cell of {label_key!r} is missing or was used for constraints, "
+                         "so ARI/NMI/ACC are not reported.")
     n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
@@ -159,7 +163,6 @@ def pretrain(
     total = n_pretrain + (cfg.max_cluster_epochs if _monitor_epochs is None else _monitor_epochs)
     monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=total)
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
-    notes = list(data.notes) + (pairs.notes if pairs is not None else [])
     return Pretrained(cfg.method, cfg, data, hooks, model, embed(model, data), truth, eval_mask, notes,
                       time.perf_counter() - t_start, list(monitor.history), stopped=monitor.stop_requested)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
     fit.add_argument("--out", type=Path, help="Folder for result.h5ad, config.json, history.csv, labels.csv (default: <input stem>_<method>).")
     fit.add_argument("--key", help="Prefix of the result keys in the AnnData (default: the method name).")
+    fit.add_argument("--force", action="store_true", help="Write into --out even if it already holds files (they are overwritten).")
     fit.add_argument("--orientation", choices=["auto", "cells_x_genes", "genes_x_cells"], default="auto", help="Orientation of a CSV/TSV input.")
     fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
     fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding (saves ~10-30 s).")
@@ -126,16 +128,20 @@ def run_fit(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     cfg = _config_from_args(args)
-    if args.input.startswith("builtin:"):
+    if not args.max_gb > 0:
+        raise ConfigError(f"--max-gb must be above 0 (GiB), got {args.max_gb:g}.")
+    builtin = args.input.startswith("builtin:")
+    stem = args.input.split(":", 1)[1] if builtin else Path(args.input).name.split(".")[0]
+    # Check where results go before any work: a bad --out or --key must not cost a training run.
+    check_key(args.key)
+    out = check_out(args.out or Path(f"{stem}_{args.method}"), force=args.force)
+    if builtin:
         adata = datasets.load_builtin(args.input.split(":", 1)[1])
-        stem = args.input.split(":", 1)[1]
     else:
         adata = io.read_counts(args.input, orientation=args.orientation, max_bytes=int(args.max_gb * 1024**3))
-        stem = Path(args.input).name.split(".")[0]
     for note in adata.uns.get("scdeep_io", {}).get("notes", []):
         if note:
             print(f"note: {note}", file=sys.stderr)
-    out = args.out or Path(f"{stem}_{args.method}")
     if args.resolution and len(args.resolution) > 1:
         runs = list(api.fit_resolutions(adata, args.resolution, args.method, cfg, label_key=args.label_key,
                                         callbacks=[_Progress(args.quiet)], key_prefix=args.key).values())
@@ -160,6 +166,29 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s {result.convergence()} "
               f"-> {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def check_key(key: str | None) -> None:
+    """A result key must be a plain name: it becomes obs/obsm/uns keys and folder names."""
+    if key is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
+        raise ConfigError(f"--key {key!r} is not a plain name: use letters, digits, '_', '-' or '.', starting with a letter "
+                          "(no '/' or '..').")
+
+
+def check_out(out: Path, force: bool) -> Path:
+    """The output folder: creatable and writable, and not already holding results unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder: give a folder name.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(f"--out {out} already holds files: choose a new folder, or add --force to overwrite them.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".scdeep_write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"--out {out} cannot be written ({exc.strerror or exc}): choose a folder you can write to.") from None
+    return out
 
 
 def format_k_selection(selection) -> str:

@@ -7,6 +7,7 @@ package (about 15-30 s of numba compilation in each new process).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import anndata as ad
 import numpy as np
@@ -30,10 +31,13 @@ def umap_coords(z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, n_epochs
         return reducer.fit_transform(z).astype(np.float32)
 
 
-def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 15, engine: str = "numpy") -> np.ndarray:
+def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 15, engine: str = "numpy",
+             should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Compute the UMAP of ``obsm[f"X_{key}"]`` into ``obsm[f"X_{key}_umap"]`` (NaN rows stay NaN).
 
-    ``engine`` is ``"numpy"`` (default, no compilation) or ``"umap-learn"``.
+    ``engine`` is ``"numpy"`` (default, no compilation) or ``"umap-learn"``. ``should_stop``
+    (numpy engine) is polled every epoch; a stop raises
+    :class:`~scdeep_core.layout.LayoutStopped` and nothing is written.
     """
     from .layout import umap_layout
 
@@ -43,7 +47,7 @@ def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 1
     if engine == "umap-learn":
         coords[ok] = umap_coords(z[ok], n_neighbors=n_neighbors, seed=seed)
     elif engine == "numpy":
-        coords[ok] = umap_layout(z[ok], n_neighbors=n_neighbors, seed=seed)
+        coords[ok] = umap_layout(z[ok], n_neighbors=n_neighbors, seed=seed, should_stop=should_stop)
     else:
         raise ValueError(f"engine must be 'numpy' or 'umap-learn', got {engine!r}.")
     adata.obsm[f"X_{key}_umap"] = coords

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-import uuid
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from .config import BaseConfig
@@ -45,6 +47,8 @@ class JobView:
     error: str | None
     result: ClusteringResult | None
     confidence_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
+    queue_position: int | None = None  # runs ahead of this one while it is queued
+    expected_start_s: float | None = None
 
 
 class TrainingJob:
@@ -67,7 +71,7 @@ class TrainingJob:
     def __init__(self, adata: ad.AnnData, method: str, config: BaseConfig, *, label_key: str | None = None,
                  key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60,
                  pretrained: Pretrained | None = None) -> None:
-        self.job_id = uuid.uuid4().hex[:12]
+        self.job_id = secrets.token_urlsafe(16)  # unguessable: it is the key a reloaded page reattaches with
         self.owner = owner
         self.method = method
         self.config = config
@@ -90,19 +94,50 @@ class TrainingJob:
         self.result: ClusteringResult | None = None
         self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name=f"scdeep-{self.job_id}", daemon=True)
+        self.queued_at = time.perf_counter()
+        self.queue_position: int | None = None
+        self.expected_start_s: float | None = None
+        self.on_end: Callable[[TrainingJob], None] | None = None  # set by the registry: start the next queued run
 
     def start(self) -> "TrainingJob":
         self.status = "running"
+        self.phase = "starting"
         self.started = time.perf_counter()
         self._thread.start()
         return self
 
+    def queue(self) -> "TrainingJob":
+        """Wait for a free slot (the registry starts it)."""
+        self.status = self.phase = "queued"
+        self.queued_at = time.perf_counter()
+        return self
+
     def stop(self) -> None:
-        """Ask the run to stop at the next minibatch; the partial result is kept."""
+        """Ask the run to stop at the next minibatch (the partial result is kept), or cancel it
+        if it is still queued."""
         self.stop_token.stop()
+        with self._lock:
+            cancelled = self.status == "queued"
+            if cancelled:
+                self.status = self.phase = "cancelled"
+                self.message = "Cancelled before it started."
+        if cancelled and self.on_end is not None:
+            self.on_end(self)
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: it holds (or waits for) a training slot."""
+        return self.status in ("queued", "running")
+
+    def release_data(self) -> None:
+        """Drop the job's copy of the data once its results were handed over (the result stays)."""
+        with self._lock:
+            if not self.active:
+                self.adata = None
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join(timeout)
 
     @property
     def running(self) -> bool:
@@ -135,23 +170,31 @@ class TrainingJob:
             else:
                 result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
                              stop_token=self.stop_token, key_added=self.key)
-            if self.umap:
+            umap_note = ""
+            if self.umap and not self.stop_token.stopped:
                 with self._lock:
                     self.phase, self.message = "umap", "Computing the UMAP of the embedding..."
                 from .embedding import add_umap
+                from .layout import LayoutStopped
 
-                add_umap(self.adata, self.key, seed=self.config.seed)
+                try:
+                    add_umap(self.adata, self.key, seed=self.config.seed, should_stop=lambda: self.stop_token.stopped)
+                except LayoutStopped:
+                    umap_note = " UMAP skipped (stopped)."
             with self._lock:
                 self.result = result
                 self.status = "done" if result.stage == "done" else "stopped"
                 self.phase = self.status
-                self.message = result.summary()
+                self.message = result.summary() + umap_note
         except InputError as exc:
             with self._lock:
                 self.status, self.error = "failed", str(exc)
         except Exception as exc:  # a crash must reach the page, not vanish with the thread
             with self._lock:
                 self.status, self.error = "failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+        finally:
+            if self.on_end is not None:
+                self.on_end(self)
 
     def snapshot(self) -> JobView:
         """Thread-safe copy of everything a page draws."""
@@ -162,7 +205,8 @@ class TrainingJob:
                 progress=last.progress if last else 0.0, eta=last.eta if last else None,
                 elapsed=time.perf_counter() - self.started, history=pd.DataFrame(self._rows), last_event=last,
                 snapshots=list(self._snapshots), message=self.message, error=self.error, result=self.result,
-                confidence_trace=pd.DataFrame(self._confidence),
+                confidence_trace=pd.DataFrame(self._confidence), queue_position=self.queue_position,
+                expected_start_s=self.expected_start_s,
             )
 
 
@@ -171,62 +215,136 @@ class BusyError(RuntimeError):
 
 
 class JobRegistry:
-    """Jobs by id, with a limit on concurrent runs (training uses both cores)."""
+    """Jobs by id, a limit on concurrent runs (training uses both cores) and a queue for the rest.
 
-    def __init__(self, max_running: int = 1, orphan_grace_s: float = 30.0) -> None:
+    Runs beyond ``max_running`` wait in order; each knows its position and an expected start
+    (the running runs' time left plus a typical run time for each run ahead), and can be
+    cancelled while it waits.
+    """
+
+    def __init__(self, max_running: int = 1, orphan_grace_s: float = 30.0, typical_run_s: float = 60.0) -> None:
         self.max_running = max_running
         self.orphan_grace_s = orphan_grace_s
         self._jobs: dict[str, TrainingJob] = {}
         self._orphaned: dict[str, float] = {}
+        self._queue: list[TrainingJob] = []
+        self._durations: list[float] = [typical_run_s]
         self._lock = threading.Lock()
 
     def submit(self, job: TrainingJob) -> TrainingJob:
-        """Start ``job`` unless its owner already runs one or the machine is full."""
+        """Start ``job`` now, or queue it when every slot is taken.
+
+        Raises
+        ------
+        BusyError
+            When the same owner already has a run queued or running.
+        """
         with self._lock:
-            running = [j for j in self._jobs.values() if j.running]
-            if any(j.owner == job.owner for j in running):
-                raise BusyError("A training run of yours is still going: stop it or wait for it to finish.")
-            if len(running) >= self.max_running:
-                raise BusyError(f"The machine is busy with {len(running)} other training run(s); try again when it finishes.")
+            if any(j.owner == job.owner and j.active for j in self._jobs.values()):
+                raise BusyError("A training run of yours is still queued or going: stop it or wait for it to finish.")
             self._jobs[job.job_id] = job
-            return job.start()
+            job.on_end = self._job_ended
+            if sum(j.running for j in self._jobs.values()) < self.max_running:
+                job.start()
+            else:
+                self._queue.append(job.queue())
+            self._update_queue_estimates()
+        return job
+
+    def _job_ended(self, job: TrainingJob) -> None:
+        """A run finished (or a queued one was cancelled): start the next ones in line."""
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+            elif job.status != "cancelled":
+                self._durations = (self._durations + [time.perf_counter() - job.started])[-10:]
+            while self._queue and sum(j.running for j in self._jobs.values()) < self.max_running:
+                self._queue.pop(0).start()
+            self._update_queue_estimates()
+
+    def _update_queue_estimates(self) -> None:
+        typical = float(np.median(self._durations))
+        free_at = sorted(max(typical - (time.perf_counter() - j.started), 1.0) for j in self._jobs.values() if j.running)
+        free_at += [0.0] * max(self.max_running - len(free_at), 0)
+        for position, job in enumerate(self._queue):
+            slot = min(range(len(free_at)), key=free_at.__getitem__)
+            job.queue_position, job.expected_start_s = position, free_at[slot]
+            free_at[slot] += typical
+        for job in self._jobs.values():
+            if job not in self._queue:
+                job.queue_position = job.expected_start_s = None
+
+    def queued(self) -> list[TrainingJob]:
+        """Runs waiting for a slot, first in line first."""
+        with self._lock:
+            self._update_queue_estimates()
+            return list(self._queue)
 
     def get(self, job_id: str | None) -> TrainingJob | None:
         return self._jobs.get(job_id) if job_id else None
 
+    def forget(self, job_id: str) -> None:
+        """Drop a job that has ended (its session keeps what it needs)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.active:
+                del self._jobs[job_id]
+                self._orphaned.pop(job_id, None)
+
     def stop_owner(self, owner: str) -> None:
         """Stop every running job of ``owner`` now."""
         for j in list(self._jobs.values()):
-            if j.owner == owner and j.running:
+            if j.owner == owner and j.active:
                 j.stop()
 
     def release_owner(self, owner: str) -> None:
-        """A browser session closed: stop its running jobs unless a reloaded page adopts
-        them within ``orphan_grace_s`` seconds (a reload also closes the old session)."""
+        """A browser session closed. Its jobs wait ``orphan_grace_s`` seconds for a reloaded
+        page to adopt them (a reload closes the old session first); then running ones are
+        stopped and all are forgotten, with their copy of the data."""
         with self._lock:
-            for j in self._jobs.values():
-                if j.owner == owner and j.running:
-                    self._orphaned[j.job_id] = time.monotonic()
-        timer = threading.Timer(self.orphan_grace_s, self._reap)
-        timer.daemon = True
-        timer.start()
+            orphans = [j for j in self._jobs.values() if j.owner == owner]
+            for j in orphans:
+                self._orphaned[j.job_id] = time.monotonic()
+        if orphans:  # a session without jobs leaves no timer behind
+            timer = threading.Timer(self.orphan_grace_s, self._reap)
+            timer.daemon = True
+            timer.start()
 
     def adopt(self, job_id: str | None, owner: str) -> TrainingJob | None:
-        """Give job ``job_id`` to a new session (after a page reload)."""
+        """The job ``job_id`` for session ``owner``: its own, or one whose session closed in the
+        last ``orphan_grace_s`` seconds (a reloaded page). A job of another live session is not
+        handed out: a shared or guessed ``?job=`` link gets nothing."""
         job = self.get(job_id)
-        if job is not None:
-            with self._lock:
+        if job is None:
+            return None
+        with self._lock:
+            if job.owner == owner:
+                return job
+            if job.job_id in self._orphaned:
                 job.owner = owner
-                self._orphaned.pop(job.job_id, None)
-        return job
+                del self._orphaned[job.job_id]
+                return job
+        return None
 
     def _reap(self) -> None:
         now = time.monotonic()
         with self._lock:
-            expired = [jid for jid, t in self._orphaned.items() if now - t >= self.orphan_grace_s - 0.01]
-            for jid in expired:
-                self._orphaned.pop(jid)
-                self._jobs[jid].stop()
+            expired = [self._jobs[jid] for jid, t in self._orphaned.items() if now - t >= self.orphan_grace_s - 0.01]
+            for job in expired:
+                del self._orphaned[job.job_id]
+        for job in expired:
+            job.stop()
+            job.join(120)
+            with self._lock:
+                if job.job_id not in self._orphaned and not job.active:  # not adopted meanwhile
+                    self._jobs.pop(job.job_id, None)
+                    job.release_data()
 
     def running(self) -> list[TrainingJob]:
         return [j for j in self._jobs.values() if j.running]
+
+    def refresh(self, job: TrainingJob) -> None:
+        """Recompute the expected start of a queued run (time passes while it waits)."""
+        with self._lock:
+            if job in self._queue:
+                self._update_queue_estimates()

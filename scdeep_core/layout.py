@@ -8,6 +8,8 @@ clipped at 4, a learning rate decaying linearly, spectral-free PCA initialisatio
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -25,8 +27,12 @@ def _init(z: np.ndarray, seed: int) -> np.ndarray:
     return (y + np.random.default_rng(seed).normal(0, 1e-4, y.shape)).astype(np.float32)
 
 
+class LayoutStopped(Exception):
+    """Raised by :func:`umap_layout` when its ``should_stop`` callback says so."""
+
+
 def umap_layout(z: np.ndarray, *, n_neighbors: int = 15, n_epochs: int | None = None, negative_rate: int = 5,
-                seed: int = 0, graph: sp.csr_matrix | None = None) -> np.ndarray:
+                seed: int = 0, graph: sp.csr_matrix | None = None, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """2-D layout of the rows of ``z`` (cells x latent dimensions).
 
     Parameters
@@ -43,6 +49,8 @@ def umap_layout(z: np.ndarray, *, n_neighbors: int = 15, n_epochs: int | None = 
         Random seed (same seed and input give the same layout).
     graph
         A precomputed fuzzy connectivity graph (skips the kNN search).
+    should_stop
+        Checked every epoch; when it returns True, :class:`LayoutStopped` is raised.
     """
     n = z.shape[0]
     if n < 3:
@@ -60,6 +68,8 @@ def umap_layout(z: np.ndarray, *, n_neighbors: int = 15, n_epochs: int | None = 
     prob = w / w.max()
     y = _init(z, seed)
     for epoch in range(n_epochs):
+        if should_stop is not None and should_stop():
+            raise LayoutStopped(f"stopped at epoch {epoch} of {n_epochs}")
         lr = 1.0 - epoch / n_epochs
         on = rng.random(len(prob)) < prob
         h, t = head[on], tail[on]

@@ -118,6 +118,8 @@ class Monitor:
         if self.truth is None:
             return {}
         mask = self.eval_mask if self.eval_mask is not None else np.ones(len(labels), bool)
+        if not mask.any():  # no labelled cell left to score: a score on nothing would read as perfect
+            return {}
         self.last_scores = metrics.scores(self.truth[mask], labels[mask])
         return self.last_scores
 

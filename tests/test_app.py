@@ -155,3 +155,105 @@ def test_auto_k_chart_and_recluster_from_the_same_pretrained_model():
     assert "desc_2_cluster" in at.session_state["adata"].obs
     at.switch_page("pages/explore.py").run()
     assert not at.exception and any("How k was chosen" in e.label for e in at.expander)
+
+
+def test_constrained_run_is_scored_on_held_out_cells_in_explore():
+    at = load_builtin(new_app())
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value("scdcc").run()
+    at.radio(key="k_mode").set_value("k").run()
+    at.selectbox(key="c_source").set_value("labels").run()
+    at.selectbox(key="c_label").set_value("bulk_labels").run()
+    start_training(at, "scdcc", 10)
+    wait_for_run(at)
+    result = at.session_state["runs"]["scdcc"]
+    assert result.eval_mask.sum() < 700
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert any("not used for constraints" in c.value for c in at.caption)
+    shown = float(next(m.value for m in at.metric if m.label == "ARI"))
+    assert shown == pytest.approx(result.scores["ari"], abs=5e-4)  # the page scores the same held-out cells as the run
+
+
+def test_upload_whose_orientation_cannot_be_told_asks_and_rereads():
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    rows = "\n".join(f"{i}," + ",".join(str((i * j) % 5 + 1) for j in range(6)) for i in range(40))
+    at.file_uploader(key="upload").upload("mystery.csv", ("id," + ",".join(f"v{j}" for j in range(6)) + "\n" + rows).encode()).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Cannot tell whether rows or columns are the cells" in e and "mystery.csv" in e for e in errors), errors
+    assert not any("scdeep_upload_" in e for e in errors)  # the user's file name, never our temp file
+    at.selectbox(key="orientation").set_value("cells_x_genes").run()
+    assert not at.exception and not at.error
+    assert at.session_state["adata"].shape == (40, 6)
+
+
+def test_dataset_cannot_change_under_a_running_job():
+    at = load_builtin(new_app())
+    start_training(at, "desc", 5000)  # long enough to still run below
+    at.switch_page("pages/data.py").run()
+    at.radio(key="data_source").set_value("Built-in dataset").run()
+    at.selectbox(key="builtin_name").set_value("simulated").run()
+    at.button(key="load_builtin").click().run()
+    assert not at.exception
+    assert any("stop it" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state["adata"].n_obs == 700  # the dataset the run trains on is still loaded
+    at.switch_page("pages/train.py").run()
+    at.button(key="stop").click().run()
+    wait_for_run(at, timeout=120)
+
+
+def test_server_files_only_from_the_named_data_folder(tmp_path, monkeypatch, pbmc_demo):
+    at = new_app()
+    assert "Data folder on the server" not in at.radio(key="data_source").options  # off by default
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pbmc_demo.write_h5ad(folder / "pbmc.h5ad")
+    (folder / "escape.csv").symlink_to("/etc/os-release")
+    monkeypatch.setenv("SCDEEP_DATA_DIR", str(folder))
+    at = new_app()
+    at.radio(key="data_source").set_value("Data folder on the server").run()
+    assert at.selectbox(key="server_file").options == ["pbmc.h5ad"]  # the link out of the folder is not offered
+    at.button(key="load_path").click().run()
+    assert not at.exception and at.session_state["adata"].n_obs == 700
+
+
+def test_resolve_in_folder_refuses_escapes(tmp_path):
+    from scdeep_core.errors import InputError
+    from scdeep_core.io import resolve_in_folder
+
+    (tmp_path / "ok.csv").write_text("x")
+    assert resolve_in_folder(tmp_path, "ok.csv") == (tmp_path / "ok.csv").resolve()
+    for name in ("../../etc/passwd", "/etc/passwd", "missing.csv"):
+        with pytest.raises(InputError) as info:
+            resolve_in_folder(tmp_path, name)
+        assert "/etc" not in str(info.value)
+
+
+def test_failed_run_shows_its_error_once_and_the_page_idles():
+    at = new_app()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    rows = "\n".join(f"cell{i}," + ",".join(f"{(i * j) % 7 + 0.5}" for j in range(12)) for i in range(60))
+    at.file_uploader(key="upload").upload("decimals.csv", ("cell," + ",".join(f"GENE{j}" for j in range(12)) + "\n" + rows).encode()).run()
+    assert at.session_state["adata"].shape == (60, 12)
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value("scdcc").run()
+    at.button(key="start").click().run()  # scDCC needs integer counts: this run fails at once
+    job = None
+    for _ in range(60):
+        time.sleep(0.5)
+        at.run()  # with a rerun loop (the old harvest of a failed run) AppTest would never return from here
+        from pages.common import registry
+
+        job = registry().get(at.session_state["job_id"])
+        if job is not None and job.status == "failed":
+            break
+    assert job is not None and job.status == "failed"
+    started = time.time()
+    for _ in range(3):
+        at.run()
+    assert time.time() - started < 30 and not at.exception
+    errors = [e.value for e in at.error]
+    assert sum("Training failed" in e and "not integers" in e for e in errors) == 1, errors
+    assert job.job_id in at.session_state["harvested"]  # handed over once: the page stops polling

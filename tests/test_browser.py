@@ -149,3 +149,83 @@ def test_upload_train_explore_download(server, tmp_path):
     assert result.n_obs == 4271
     assert "desc_cluster" in result.obs and "desc_confidence" in result.obs
     assert result.obs["desc_confidence"].between(0, 1).all()
+
+
+def start_run(page, method: str, pretrain_epochs: int) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Train").click()
+    expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+    page.get_by_text(method, exact=True).click()
+    page.get_by_text("Hyperparameters").click()
+    box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
+    box.fill(str(pretrain_epochs))
+    box.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Start").click()
+
+
+def test_two_sessions_queue_and_keep_their_own_results(server, tmp_path):
+    """Two browsers at once: the second run queues, both finish, each downloads only its own
+    results, and a third browser opening the first one's ?job= link gets nothing."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pages = []
+        for _ in range(2):
+            page = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 2000}).new_page()
+            page.set_default_timeout(60_000)
+            page.goto(server)
+            page.get_by_role("button", name="Load dataset").click()
+            expect(page.get_by_text("700 cells").first).to_be_visible()
+            pages.append(page)
+        alice, bob = pages
+        start_run(alice, "DESC", 40)
+        expect(alice.get_by_text("DESC - ").first).to_be_visible()
+        alice_url = alice.url
+        assert "job=" in alice_url
+        start_run(bob, "SCDCC", 10)
+        expect(bob.get_by_text("Queued", exact=True)).to_be_visible()  # one run at a time on this machine: bob waits in line
+        bob.screenshot(path=ARTIFACTS / "6_second_session_queued.png", full_page=True)
+        for page, method in ((alice, "desc"), (bob, "scdcc")):
+            expect(page.get_by_text(f"{method}: k=").first).to_be_visible(timeout=300_000)
+        intruder = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
+        intruder.goto(alice_url)
+        expect(intruder.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+        intruder.wait_for_timeout(3000)
+        assert intruder.get_by_text("desc: k=").count() == 0 and intruder.get_by_text("Load a dataset").count() + \
+            intruder.get_by_text("Data page first").count() >= 1
+        intruder.screenshot(path=ARTIFACTS / "7_foreign_link.png", full_page=True)
+        files = {}
+        for page, method in ((alice, "desc"), (bob, "scdcc")):
+            page.get_by_role("link", name="Explore").click()
+            expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
+            with page.expect_download(timeout=120_000) as dl:
+                page.get_by_role("button", name="Results (.h5ad)").click()
+            files[method] = tmp_path / f"{method}.h5ad"
+            dl.value.save_as(files[method])
+        browser.close()
+    a, b = ad.read_h5ad(files["desc"]), ad.read_h5ad(files["scdcc"])
+    assert "desc_cluster" in a.obs and "scdcc_cluster" not in a.obs
+    assert "scdcc_cluster" in b.obs and "desc_cluster" not in b.obs
+
+
+def test_reloaded_page_reattaches_to_its_run(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        page.get_by_role("button", name="Load dataset").click()
+        expect(page.get_by_text("700 cells").first).to_be_visible()
+        start_run(page, "DESC", 150)
+        expect(page.get_by_text("DESC - pretrain").first).to_be_visible()
+        page.reload()  # a new browser session: it adopts the run its URL names
+        expect(page.get_by_text("desc: k=").first).to_be_visible(timeout=300_000)
+        page.screenshot(path=ARTIFACTS / "8_reloaded.png", full_page=True)
+        browser.close()

@@ -59,3 +59,28 @@ def test_auto_k_prints_candidates_and_a_capped_run_warns(tmp_path):
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("desc: k=4 (automatic) ARI=")  # the simulator has 4 groups and "NOT converged" in line
     assert "warning: desc: NOT converged: hit the cap of 2 clustering epochs" in out.stderr
+
+
+def test_out_and_key_are_checked_before_any_work(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (["--out", str(a_file)], "is a file, not a folder"),
+        (["--out", str(a_file / "sub")], "cannot be written"),
+        (["--key", "../../x", "--out", str(tmp_path / "k1")], "not a plain name"),
+        (["--key", "a/b", "--out", str(tmp_path / "k2")], "not a plain name"),
+        (["--max-gb", "0", "--out", str(tmp_path / "k3")], "--max-gb must be above 0"),
+    ]
+    for extra, message in cases:
+        out = run("fit", "builtin:simulated", "--method", "desc", "--quiet", *extra)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr[-500:])
+    assert not (tmp_path.parent / "x").exists()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "result.h5ad").write_text("earlier result")
+    out = run("fit", "builtin:simulated", "--method", "desc", "--quiet", "--out", str(used))
+    assert out.returncode == 2 and "already holds files" in out.stderr and "--force" in out.stderr
+    assert (used / "result.h5ad").read_text() == "earlier result"  # nothing lost
+    out = run("fit", "builtin:simulated", "--method", "desc", "--n-clusters", "4", "--pretrain-epochs", "5", "--no-umap", "--quiet",
+              "--out", str(used), "--force")
+    assert out.returncode == 0, out.stderr

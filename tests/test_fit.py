@@ -180,3 +180,13 @@ def test_umap_layout_keeps_groups_apart_and_is_seeded():
     # each cell's 10 nearest cells in 2-D come from its own group
     knn_acc = KNeighborsClassifier(10).fit(y, groups).score(y, groups)
     assert knn_acc > 0.98
+
+
+def test_no_held_out_labelled_cells_gives_no_score(small_sim):
+    c = sd.ConstraintConfig(source="labels", label_key="group", fraction=1.0, n_pairs=100)
+    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    assert res.scores == {} and any("No held-out labelled cells" in n for n in res.notes)
+    empty = small_sim.copy()
+    empty.obs["none"] = pd.Series([None] * empty.n_obs, index=empty.obs_names, dtype=object)
+    res = sd.fit(empty, "desc", sd.DESCConfig(n_clusters=3, **FAST), label_key="none")
+    assert res.scores == {} and "ARI" not in res.summary()

@@ -18,18 +18,25 @@ def wait(pred, timeout=60):
     return False
 
 
-def test_one_run_per_session_and_machine(small_sim):
+def test_one_run_per_session_and_a_queue_for_the_machine(small_sim):
     reg = JobRegistry(max_running=1)
     job = reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
     with pytest.raises(BusyError, match="of yours"):
         reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
-    with pytest.raises(BusyError, match="machine is busy"):
-        reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="b", umap=False))
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    second = reg.submit(TrainingJob(small_sim, "desc", fast, owner="b", umap=False))
+    third = reg.submit(TrainingJob(small_sim, "desc", fast, owner="c", umap=False))
+    assert second.status == third.status == "queued" and [j.owner for j in reg.queued()] == ["b", "c"]
+    assert (second.queue_position, third.queue_position) == (0, 1) and third.expected_start_s > second.expected_start_s > 0
+    third.stop()  # cancel while it waits
+    assert third.status == "cancelled" and reg.queued() == [second]
     assert wait(lambda: len(job.snapshot().history) > 0)
     job.stop()
     job.join(30)
     view = job.snapshot()
     assert view.status == "stopped" and view.result is not None and view.result.stage == "pretrain"
+    assert wait(lambda: second.status == "done", 60)  # started by itself once the slot was free
+    assert second.result is not None and third.result is None and not reg.queued()
 
 
 def test_reload_reattaches_but_closed_session_stops(small_sim):
@@ -55,3 +62,47 @@ def test_failed_run_reports_error(small_sim):
     job.join(60)
     view = job.snapshot()
     assert view.status == "failed" and "not integers" in view.error
+
+
+def test_closing_a_session_without_a_run_leaves_no_timer_and_finished_jobs_are_forgotten(small_sim):
+    import threading
+
+    reg = JobRegistry()
+    before = threading.active_count()
+    for i in range(20):
+        reg.release_owner(f"idle{i}")
+    assert threading.active_count() == before
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    job = reg.submit(TrainingJob(small_sim, "desc", fast, owner="a", umap=False))
+    job.join(60)
+    reg.forget(job.job_id)
+    job.release_data()
+    assert reg.get(job.job_id) is None and job.adata is None and job.result is not None
+
+
+def test_umap_layout_stops_when_asked():
+    import numpy as np
+
+    from scdeep_core.layout import LayoutStopped, umap_layout
+
+    z = np.random.default_rng(0).normal(size=(200, 5))
+    calls = []
+
+    def stop_after_three() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(LayoutStopped, match="epoch 3 of"):
+        umap_layout(z, should_stop=stop_after_three)
+
+
+def test_a_foreign_session_cannot_take_a_live_run_and_finished_orphans_are_evicted(small_sim):
+    reg = JobRegistry(max_running=1, orphan_grace_s=0.5)
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    job = reg.submit(TrainingJob(small_sim, "desc", fast, owner="alice", umap=False))
+    assert reg.adopt(job.job_id, "mallory") is None  # alice's session is alive: her link gives nothing to others
+    assert reg.adopt(job.job_id, "alice") is job and job.owner == "alice"
+    job.join(60)
+    reg.release_owner("alice")  # alice closes her tab; nobody reloads it
+    assert wait(lambda: reg.get(job.job_id) is None, 10)
+    assert job.adata is None and job.result is not None

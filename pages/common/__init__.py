@@ -36,16 +36,32 @@ def init_state() -> None:
     ss.setdefault("job_id", st.query_params.get("job"))
     ss.setdefault("harvested", set())
     job = registry().adopt(ss.job_id, session_owner().id) if ss.job_id else None
-    if job is not None and ss.adata is None:
+    if ss.job_id and job is None:
+        ss.job_id = None  # a link to someone else's run (or an expired one): nothing to show
+        st.query_params.pop("job", None)
+    if job is not None and ss.adata is None and job.adata is not None:
         # A reload lost the session: take the job's own copy of the data back.
         ss.adata, ss.dataset_name, ss.label_key = job.adata, "data of a running job", job.label_key
-    if job is not None and not job.running:
+    if job is not None and not job.active:
         harvest(job)  # a run that ended while another page was open
 
 
+class DatasetBusyError(RuntimeError):
+    """The session's dataset cannot change while one of its runs trains."""
+
+
 def set_dataset(adata: ad.AnnData, name: str) -> None:
-    """Make ``adata`` the session's dataset (results of earlier runs are dropped)."""
+    """Make ``adata`` the session's dataset (results of earlier runs are dropped).
+
+    Raises
+    ------
+    DatasetBusyError
+        While this session's run trains: its results belong to the current dataset.
+    """
     ss = st.session_state
+    job = current_job()
+    if job is not None and job.active:
+        raise DatasetBusyError(f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading other data.")
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
@@ -109,28 +125,32 @@ def k_selection_panel(result, where: str) -> None:
         if ss.get("train_error"):
             st.error(ss.train_error)
         job = current_job()
-        if job is not None and job.running and job.pretrained is result.pretrained:
+        if job is not None and job.active and job.pretrained is result.pretrained:
             st.info(f"Re-clustering with k = {job.config.n_clusters} as run **{job.key}**: follow it on the Train page.")
             st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 def current_job() -> TrainingJob | None:
-    return registry().get(st.session_state.get("job_id"))
+    """This session's latest job (the registry keeps it until the session closes)."""
+    job = registry().get(st.session_state.get("job_id"))
+    return job if job is not None and job.owner == session_owner().id else None
 
 
 def harvest(job: TrainingJob) -> bool:
-    """Copy a finished job's result keys into the session's dataset (once); True if it did now."""
+    """Hand an ended job over to its session, once: copy its result keys into the session's
+    dataset, only if it is the dataset the job trained on (same cells). True the first time
+    (the page reruns once to show it), False afterwards and while the job is active."""
     ss = st.session_state
-    if job.result is None or job.job_id in ss.harvested or ss.adata is None:
+    if job.active or job.job_id in ss.harvested or ss.adata is None:
         return False
-    if ss.adata.n_obs != job.adata.n_obs:
-        return False
-    write_to_adata(ss.adata, job.result)
-    umap_key = f"X_{job.key}_umap"
-    if umap_key in job.adata.obsm:
-        ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
-    ss.runs[job.key] = job.result
-    ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
+    same_cells = job.adata is not None and ss.adata.n_obs == job.adata.n_obs and ss.adata.obs_names.equals(job.adata.obs_names)
+    if job.result is not None and same_cells:
+        write_to_adata(ss.adata, job.result)
+        umap_key = f"X_{job.key}_umap"
+        if umap_key in job.adata.obsm:
+            ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
+        ss.runs[job.key] = job.result
+        ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
     ss.harvested.add(job.job_id)
     return True
 
@@ -150,7 +170,7 @@ def sidebar(pages: list) -> None:
             st.caption(f"label column: {ss.label_key or '-'}")
         job = current_job()
         # Decorated per run: the refresh interval depends on whether a job runs now.
-        st.fragment(run_every=2.0 if job is not None and job.running else None)(job_status)()
+        st.fragment(run_every=2.0 if job is not None and job.active else None)(job_status)()
 
 
 def job_status() -> None:
@@ -161,7 +181,8 @@ def job_status() -> None:
         st.caption("No run yet.")
     else:
         view = job.snapshot()
-        st.markdown(f"**{view.method.upper()}**: {view.status} ({view.phase})")
+        where = f"#{view.queue_position + 1} in the queue" if view.status == "queued" else view.phase
+        st.markdown(f"**{view.method.upper()}**: {view.status} ({where})")
         if view.status == "running":
             st.progress(view.progress)
         elif harvest(job):
