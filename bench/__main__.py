@@ -1,8 +1,10 @@
 """Run every benchmark and write BENCHMARKS.md: ``python -m bench [--quick] [--out FILE]``.
 
 Sections: 1 accuracy (all datasets, 3 seeds, baselines in the same run), 2 speed against
-the floor, 3 scaling with cells, 4 cold start. ``--quick`` runs a small version of each on
-the built-in PBMC (no shared data needed) in well under 3 minutes.
+the floor, 3 scaling with cells, 4 cold start, 5 several browser sessions at once. ``--quick``
+runs a small version of each on the built-in PBMC (no shared data needed) in well under 3
+minutes. Each measurement is saved under ``bench/.cache/<commit>/``; ``--resume`` reuses them
+after a killed run of the same commit.
 """
 from __future__ import annotations
 
@@ -22,14 +24,36 @@ VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "le
 BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
 
 
-def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[str], log) -> pd.DataFrame:
+class Checkpoint:
+    """Each finished measurement saved under ``bench/.cache/<commit>/`` so a killed run can ``--resume``.
+
+    Results are reused only for the same commit and the same payload, so a resumed report never mixes code versions.
+    """
+
+    def __init__(self, commit: str, resume: bool):
+        self.dir = ROOT / "bench" / ".cache" / commit
+        self.resume = resume
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, module: str, payload: dict, timeout: float = 3600) -> dict:
+        path = self.dir / f"{name}.json"
+        if self.resume and path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("payload") == payload:
+                return saved["result"]
+        result = run_isolated(module, payload, timeout=timeout)
+        path.write_text(json.dumps({"payload": payload, "result": result}))
+        return result
+
+
+def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[str], log, checkpoint: Checkpoint) -> pd.DataFrame:
     rows = []
     for name, (path, label_key, k) in datasets.items():
         for variant in variants:
             t = time.perf_counter()
-            out = run_isolated("bench.run_one", {"path": str(path), "label_key": label_key, "k": k, "variant": variant,
-                                                 "seeds": seeds, "overrides": overrides.get(variant.split("_")[0], {})},
-                               timeout=7200)
+            out = checkpoint.run(f"accuracy__{name}__{variant}", "bench.run_one",
+                                 {"path": str(path), "label_key": label_key, "k": k, "variant": variant,
+                                  "seeds": seeds, "overrides": overrides.get(variant.split("_")[0], {})}, timeout=7200)
             for r in out["rows"]:
                 rows.append(dict(r, dataset=name, variant=variant, peak_rss_mb=out["peak_rss_mb"]))
             log(f"{name} {variant}: ARI {np.mean([r['ari'] for r in out['rows']]):.3f} ({time.perf_counter() - t:.0f}s)")
@@ -132,7 +156,7 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
 
 
 def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling: list[dict], cold: dict, seconds: float,
-                 load: dict | None = None) -> None:
+                 load: dict | None = None, commit: str | None = None, resumed: bool = False) -> None:
     plots = out.parent / "bench" / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     if not acc.empty:
@@ -142,8 +166,8 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
     lines = [
         "# Benchmarks" + (" (quick mode)" if quick else ""),
         "",
-        f"Measured on commit `{git_commit()}`, {dt.date.today()}, {machine()}. float32. "
-        f"Whole run: {seconds / 60:.1f} min (`python -m bench{' --quick' if quick else ''}`).",
+        f"Measured on commit `{commit or git_commit()}`, {dt.date.today()}, {machine()}. float32. "
+        f"Whole run: {seconds / 60:.1f} min{' (last part; earlier parts resumed from bench/.cache)' if resumed else ''} (`python -m bench{' --quick' if quick else ''}`).",
         "",
         "## 1. Accuracy",
         "",
@@ -201,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--extra", action="append", default=[], help="More data as PATH:LABEL_KEY:K (repeatable).")
     ap.add_argument("--sections", default="accuracy,speed,scaling,cold,load", help="Comma-separated subset to run.")
+    ap.add_argument("--resume", action="store_true",
+                    help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
     args = ap.parse_args(argv)
+    commit = git_commit()
+    checkpoint = Checkpoint(commit + ("-quick" if args.quick else ""), args.resume)
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
     t0 = time.perf_counter()
     sections = set(args.sections.split(","))
@@ -226,19 +254,20 @@ def main(argv: list[str] | None = None) -> int:
             datasets[Path(path).stem] = (Path(path), key, int(k))
         saved = args.out.with_suffix(".accuracy.csv")
         if "accuracy" in sections:
-            acc = accuracy(datasets, seeds, overrides, variants, log)
+            acc = accuracy(datasets, seeds, overrides, variants, log, checkpoint)
         elif saved.exists():  # re-render with the accuracy table of an earlier run (its commit is in the CSV name's report)
             acc = pd.read_csv(saved)
             log(f"accuracy: reusing {saved}")
         else:
             acc = pd.DataFrame()
-        speed = run_isolated("bench.speed", {"path": speed_input[0], "k": speed_input[1], "epochs": epochs}) if "speed" in sections else {}
+        speed = (checkpoint.run("speed", "bench.speed", {"path": speed_input[0], "k": speed_input[1], "epochs": epochs})
+                 if "speed" in sections else {})
         log(f"speed: {json.dumps(speed)}")
         scaling = []
         cbmc = SHARED / "cbmc_citeseq_8617.h5ad"
         if "scaling" in sections and sizes and cbmc.exists():
             for n in sizes:
-                scaling.append(run_isolated("bench.scaling", {"path": str(cbmc), "n_cells": n, "epochs": epochs}))
+                scaling.append(checkpoint.run(f"scaling__{n}", "bench.scaling", {"path": str(cbmc), "n_cells": n, "epochs": epochs}))
                 log(f"scaling {n}: {json.dumps(scaling[-1])}")
         cold = {}
         if "cold" in sections:
@@ -255,15 +284,15 @@ def main(argv: list[str] | None = None) -> int:
                 data10k, k = sd.datasets.simulate_counts(n_cells=2000 if args.quick else 10_000, n_genes=1000, n_groups=5), 5
             p = Path(tmp) / "cold.h5ad"
             data10k.write_h5ad(p)
-            cold = run_isolated("bench.coldstart", {"path": str(p), "k": k})
+            cold = checkpoint.run("cold", "bench.coldstart", {"path": str(p), "k": k})
             log(f"cold start: {json.dumps(cold)}")
     load = {}
     if "load" in sections and not args.quick:
-        load = run_isolated("bench.load", {"sessions": 5})
+        load = checkpoint.run("load", "bench.load", {"sessions": 5})
         log(f"load: {json.dumps(load)}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
-    write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load)
+    write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, commit, args.resume)
     log(f"wrote {args.out}")
     return 0
 
