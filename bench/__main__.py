@@ -4,7 +4,7 @@ Sections: 1 accuracy (all datasets, 3 seeds, baselines in the same run), 2 speed
 the floor, 3 scaling with cells, 4 cold start, 5 several browser sessions at once. ``--quick``
 runs a small version of each on the built-in PBMC (no shared data needed) in well under 3
 minutes. Each measurement is saved under ``bench/.cache/<commit>/``; ``--resume`` reuses them
-after a killed run of the same commit.
+after a killed run of the same code (``scdeep_core``, ``bench``, ``pages``, ``app.py``).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import DATASETS, ROOT, SHARED, git_commit, machine, run_isolated
+from .common import DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
 
 VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
 BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
@@ -30,19 +30,23 @@ class Checkpoint:
     Results are reused only for the same commit and the same payload, so a resumed report never mixes code versions.
     """
 
-    def __init__(self, commit: str, resume: bool):
-        self.dir = ROOT / "bench" / ".cache" / commit
+    def __init__(self, version: str, resume: bool):
+        self.dir = ROOT / "bench" / ".cache" / version
         self.resume = resume
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.commits: set[str] = set()  # the commits whose measurements the report uses
 
     def run(self, name: str, module: str, payload: dict, timeout: float = 3600) -> dict:
         path = self.dir / f"{name}.json"
         if self.resume and path.exists():
             saved = json.loads(path.read_text())
             if saved.get("payload") == payload:
+                self.commits.add(saved.get("commit", "unknown"))
                 return saved["result"]
         result = run_isolated(module, payload, timeout=timeout)
-        path.write_text(json.dumps({"payload": payload, "result": result}))
+        commit = git_commit()
+        self.commits.add(commit)
+        path.write_text(json.dumps({"payload": payload, "result": result, "commit": commit}))
         return result
 
 
@@ -228,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true",
                     help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
     args = ap.parse_args(argv)
-    commit = git_commit()
-    checkpoint = Checkpoint(commit + ("-quick" if args.quick else ""), args.resume)
+    checkpoint = Checkpoint(code_version() + ("-quick" if args.quick else ""), args.resume)
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
     t0 = time.perf_counter()
     sections = set(args.sections.split(","))
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = args.out.with_suffix(".accuracy.csv")
         if "accuracy" in sections:
             acc = accuracy(datasets, seeds, overrides, variants, log, checkpoint)
-        elif saved.exists():  # re-render with the accuracy table of an earlier run (its commit is in the CSV name's report)
+        elif saved.exists():  # re-render with the accuracy table of an earlier run (its commit is in that run's report)
             acc = pd.read_csv(saved)
             log(f"accuracy: reusing {saved}")
         else:
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"load: {json.dumps(load)}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
-    write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, commit, args.resume)
+    write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, ", ".join(sorted(checkpoint.commits)) or git_commit(), args.resume)
     log(f"wrote {args.out}")
     return 0
 

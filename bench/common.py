@@ -46,6 +46,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+MEASURED_CODE = ("scdeep_core", "bench", "pages", "app.py", "requirements.txt")
+
+
+def code_version() -> str:
+    """A short hash of the code a measurement depends on (not the docs), with ``-dirty`` when it
+    has uncommitted changes: checkpoints of one version are reused across doc-only commits."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    try:
+        trees = git("rev-parse", *[f"HEAD:{p}" for p in MEASURED_CODE])
+        dirty = git("status", "--porcelain", "--", *MEASURED_CODE)
+    except OSError:
+        return "unknown"
+    return hashlib.sha1(trees.encode()).hexdigest()[:10] + ("-dirty" if dirty else "")
+
+
 def machine() -> str:
     import platform
 

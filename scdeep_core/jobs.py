@@ -135,6 +135,13 @@ class TrainingJob:
             if not self.active:
                 self.adata = None
 
+    def share_data(self, adata: ad.AnnData) -> None:
+        """Once the results were handed over to ``adata`` (the session's copy of the same cells),
+        hold that object instead of a second copy: a reloaded page still gets the data back."""
+        with self._lock:
+            if not self.active:
+                self.adata = adata
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive() or self._thread.ident is not None:
             self._thread.join(timeout)
@@ -290,6 +297,14 @@ class JobRegistry:
             if job is not None and not job.active:
                 del self._jobs[job_id]
                 self._orphaned.pop(job_id, None)
+
+    def forget_ended(self, owner: str) -> None:
+        """Drop every ended job of ``owner`` (it starts another run or loads other data, so
+        nothing will reattach to them)."""
+        with self._lock:
+            for jid in [jid for jid, j in self._jobs.items() if j.owner == owner and not j.active]:
+                del self._jobs[jid]
+                self._orphaned.pop(jid, None)
 
     def stop_owner(self, owner: str) -> None:
         """Stop every running job of ``owner`` now."""

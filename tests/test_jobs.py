@@ -106,3 +106,22 @@ def test_a_foreign_session_cannot_take_a_live_run_and_finished_orphans_are_evict
     reg.release_owner("alice")  # alice closes her tab; nobody reloads it
     assert wait(lambda: reg.get(job.job_id) is None, 10)
     assert job.adata is None and job.result is not None
+
+
+def test_a_new_run_drops_the_sessions_ended_runs_and_a_handed_over_run_shares_the_data(small_sim):
+    reg = JobRegistry()
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    first = reg.submit(TrainingJob(small_sim, "desc", fast, owner="a", umap=False))
+    other = reg.submit(TrainingJob(small_sim, "desc", fast, owner="b", umap=False))
+    first.join(60), other.join(60)
+    assert first.adata is not small_sim  # the job trained on its own copy
+    session_copy = small_sim.copy()
+    first.share_data(session_copy)  # harvested: hold the session's object, not a second copy
+    assert first.adata is session_copy
+    reg.forget_ended("a")
+    assert reg.get(first.job_id) is None
+    assert reg.get(other.job_id) is other  # another session's run is untouched
+    running = reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
+    reg.forget_ended("a")
+    assert reg.get(running.job_id) is running  # a run in progress is never dropped
+    running.stop(), running.join(60)

@@ -62,6 +62,7 @@ def set_dataset(adata: ad.AnnData, name: str) -> None:
     job = current_job()
     if job is not None and job.active:
         raise DatasetBusyError(f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading other data.")
+    registry().forget_ended(session_owner().id)  # their results belong to the data being replaced
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
@@ -75,7 +76,9 @@ def next_key(method: str) -> str:
 
 
 def submit(job: TrainingJob) -> None:
-    """Start ``job`` for this session and remember it (raises BusyError when the machine is full)."""
+    """Start (or queue) ``job`` for this session and remember it; earlier ended runs of the
+    session were harvested already and are dropped with their copy of the data."""
+    registry().forget_ended(session_owner().id)
     registry().submit(job)
     st.session_state.job_id = job.job_id
     st.query_params["job"] = job.job_id
@@ -151,6 +154,9 @@ def harvest(job: TrainingJob) -> bool:
             ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
         ss.runs[job.key] = job.result
         ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
+        job.share_data(ss.adata)  # one copy of the cells in memory, not two
+    else:
+        job.release_data()
     ss.harvested.add(job.job_id)
     return True
 
