@@ -18,26 +18,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
+from .common import APP_CODE, CORE_CODE, DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
 
 VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
 BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
 
 
 class Checkpoint:
-    """Each finished measurement saved under ``bench/.cache/<commit>/`` so a killed run can ``--resume``.
+    """Each finished measurement saved under ``bench/.cache/<code version>/`` so a killed run can ``--resume``.
 
-    Results are reused only for the same commit and the same payload, so a resumed report never mixes code versions.
+    Results are reused only for the same measured code (a hash of the library and the measuring
+    modules; the pages too for the load test) and the same payload, so a resumed report never
+    mixes versions of the code it measures, while doc-only commits keep the saved results.
     """
 
-    def __init__(self, version: str, resume: bool):
-        self.dir = ROOT / "bench" / ".cache" / version
+    def __init__(self, resume: bool, suffix: str = ""):
+        self.dirs = {"core": ROOT / "bench" / ".cache" / (code_version(CORE_CODE) + suffix),
+                     "app": ROOT / "bench" / ".cache" / (code_version(APP_CODE) + suffix)}
         self.resume = resume
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.commits: set[str] = set()  # the commits whose measurements the report uses
 
-    def run(self, name: str, module: str, payload: dict, timeout: float = 3600) -> dict:
-        path = self.dir / f"{name}.json"
+    def run(self, name: str, module: str, payload: dict, timeout: float = 3600, code: str = "core") -> dict:
+        """Run ``module`` isolated, or reuse its saved answer; ``code`` says what it depends on
+        ("core": the library and the bench; "app": also the pages)."""
+        self.dirs[code].mkdir(parents=True, exist_ok=True)
+        path = self.dirs[code] / f"{name}.json"
         if self.resume and path.exists():
             saved = json.loads(path.read_text())
             if saved.get("payload") == payload:
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true",
                     help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
     args = ap.parse_args(argv)
-    checkpoint = Checkpoint(code_version() + ("-quick" if args.quick else ""), args.resume)
+    checkpoint = Checkpoint(args.resume, "-quick" if args.quick else "")
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
     t0 = time.perf_counter()
     sections = set(args.sections.split(","))
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"cold start: {json.dumps(cold)}")
     load = {}
     if "load" in sections and not args.quick:
-        load = checkpoint.run("load", "bench.load", {"sessions": 5})
+        load = checkpoint.run("load", "bench.load", {"sessions": 5}, code="app")
         log(f"load: {json.dumps(load)}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)

@@ -46,10 +46,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-MEASURED_CODE = ("scdeep_core", "bench", "pages", "app.py", "requirements.txt")
+# What accuracy, speed, scaling and cold start run; the load test runs the app too.
+CORE_CODE = ("scdeep_core", "requirements.txt", "bench/common.py", "bench/run_one.py", "bench/speed.py", "bench/scaling.py",
+             "bench/coldstart.py")
+APP_CODE = CORE_CODE + ("pages", "app.py", ".streamlit", "bench/load.py")
 
 
-def code_version() -> str:
+def code_version(paths: tuple[str, ...] = CORE_CODE) -> str:
     """A short hash of the code a measurement depends on (not the docs), with ``-dirty`` when it
     has uncommitted changes: checkpoints of one version are reused across doc-only commits."""
     import hashlib
@@ -58,8 +61,8 @@ def code_version() -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
     try:
-        trees = git("rev-parse", *[f"HEAD:{p}" for p in MEASURED_CODE])
-        dirty = git("status", "--porcelain", "--", *MEASURED_CODE)
+        trees = git("rev-parse", *[f"HEAD:{p}" for p in paths])
+        dirty = git("status", "--porcelain", "--", *paths)
     except OSError:
         return "unknown"
     return hashlib.sha1(trees.encode()).hexdigest()[:10] + ("-dirty" if dirty else "")
