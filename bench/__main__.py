@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--extra", action="append", default=[], help="More data as PATH:LABEL_KEY:K (repeatable).")
     ap.add_argument("--sections", default="accuracy,speed,scaling,cold,load", help="Comma-separated subset to run.")
+    ap.add_argument("--variants", help=f"Comma-separated subset of the accuracy variants (default: all of {','.join(VARIANTS)}).")
     ap.add_argument("--resume", action="store_true",
                     help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
     args = ap.parse_args(argv)
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             speed_input, sizes, epochs = (str(demo_path), 10), [], 2
         else:
             datasets = {n: (SHARED / f, key, k) for n, (f, key, k) in DATASETS.items() if (SHARED / f).exists()}
-            seeds, variants, overrides = [0, 1, 2], VARIANTS, {}
+            seeds, variants, overrides = [0, 1, 2], args.variants.split(",") if args.variants else VARIANTS, {}
             speed_input, sizes, epochs = (str(SHARED / "pbmc_10x_4271.h5ad"), 8), [1000, 5000, 10000, 50000, 100000], 3
         for extra in args.extra:
             path, key, k = extra.rsplit(":", 2)

@@ -43,13 +43,25 @@ def serve() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("streamlit did not start")
 
 
+def chromium_pids() -> set[int]:
+    # Every process of a Chromium (browser, zygotes, renderers, GPU) has "chromium" in its command line.
+    out = subprocess.run(["pgrep", "-f", "chromium"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in out.split()}
+
+
 def measure(sessions: int = 5, pretrain_epochs: int = 30, timeout_s: float = 900) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     proc, url = serve()
     try:
         with sync_playwright() as p:
+            before = chromium_pids()
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            # The users' browsers would run on their own machines: here they share the server's
+            # 2 cores, so they run at the lowest priority (their renderers inherit it) and the
+            # measuring browser, launched later, at normal priority like the server.
+            for pid in chromium_pids() - before:
+                os.setpriority(os.PRIO_PROCESS, pid, 19)
             expect.set_options(timeout=120_000)
             users = []
             for _ in range(sessions):
@@ -69,7 +81,7 @@ def measure(sessions: int = 5, pretrain_epochs: int = 30, timeout_s: float = 900
             t0 = time.perf_counter()
             for page in users:  # everyone presses Start within a second
                 page.get_by_role("button", name="Start").click()
-            viewer = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+            viewer = p.chromium.launch(executable_path=CHROMIUM, args=ARGS).new_context(viewport={"width": 1400, "height": 1600}).new_page()
             viewer.set_default_timeout(60_000)
             viewer.goto(url)
             viewer.get_by_role("button", name="Load dataset").click()

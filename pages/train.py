@@ -151,7 +151,21 @@ if ss.get("train_error"):
     st.error(ss.train_error, icon=":material/error:")
 
 
-@st.fragment(run_every=1.0 if running else None)
+def _figure(name: str, job_id: str, version: tuple, build):
+    """The figure of the live panel, rebuilt only when the run has news: with several sessions
+    polling, rebuilding unchanged plotly figures every second competed with training for the CPU."""
+    cache = ss.setdefault("live_figures", {})
+    key = (job_id, version)
+    if cache.get(name, (None, None))[0] != key:
+        cache[name] = (key, build())
+    return cache[name][1]
+
+
+# A queued run only shows its place in line: it polls less often than a run that draws curves.
+polled_as = job.status if running else None
+
+
+@st.fragment(run_every=(3.0 if polled_as == "queued" else 1.5) if running else None)
 def live() -> None:
     job = current_job()
     if job is None:
@@ -159,6 +173,8 @@ def live() -> None:
         return
     registry().refresh(job)
     view = job.snapshot()
+    if polled_as == "queued" and view.status != "queued":
+        st.rerun()  # it started: poll at the running pace
     if view.status == "queued":
         ahead = "1 run" if view.queue_position == 0 else f"{view.queue_position + 1} runs"
         st.info(f"**Queued**: the machine is training {ahead} ahead of yours; expected to start in about "
@@ -172,9 +188,11 @@ def live() -> None:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
     tol = job.config.tol
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(figures.loss_curves(view.history, tol=tol), width="stretch", key="loss_chart")
+    c1.plotly_chart(_figure("loss", job.job_id, (len(view.history), view.status), lambda: figures.loss_curves(view.history, tol=tol)),
+                    width="stretch", key="loss_chart")
     if view.snapshots:
-        c2.plotly_chart(figures.snapshot_scatter(view.snapshots[-1]), width="stretch", key="snapshot_chart")
+        c2.plotly_chart(_figure("snapshot", job.job_id, (view.snapshots[-1].update, len(view.snapshots)), lambda: figures.snapshot_scatter(view.snapshots[-1])),
+                        width="stretch", key="snapshot_chart")
     else:
         c2.caption("The embedding appears once the clustering stage starts: watch cells gather around the centroids (x).")
     if view.status == "done":
