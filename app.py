@@ -1,15 +1,7 @@
 """scDeep dashboard: ``streamlit run app.py``."""
-import os
-import sys
-
 import streamlit as st
 
-# Training runs in a thread of this process and holds the GIL most of the time; each request or
-# websocket step of the server waits up to the interpreter's switch interval (5 ms by default)
-# for it. With 1 ms a fresh page drew in 20 s instead of 48 s while two sessions trained (one
-# measurement each, bench/load.py; issue 9 says what is still slow and why).
-sys.setswitchinterval(float(os.environ.get("SCDEEP_SWITCH_INTERVAL", "0.001")))
-
+import pages.common
 from pages.common import init_state, sidebar
 
 st.set_page_config(page_title="scDeep", page_icon=":material/scatter_plot:", layout="wide")
@@ -21,8 +13,10 @@ PAGES = [
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 nav = st.navigation(PAGES, position="hidden")
+pages.common.NAV_PAGES[:] = PAGES
 try:
     nav.run()
 finally:
-    # Drawn after the page so that it shows what the page just loaded or started.
+    # Drawn after the page so that it shows what the page just loaded or started (a page that
+    # ends early with end_page() has drawn it already, and st.stop() skips this one).
     sidebar(PAGES)

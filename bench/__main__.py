@@ -221,11 +221,26 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         lines += ["## 4. Cold start", "", "A fresh Python process: import, read, DESC fit, then the UMAP of the embedding "
                   "(numba compilation included).", "", pd.DataFrame([cold]).round(2).to_markdown(index=False), ""]
     if load:
-        lines += ["## 5. Several users at once", "", "Sessions in real Chromium each load the built-in PBMC and press Start "
-                  "(DESC, automatic k) at the same moment; runs beyond one at a time wait in the queue. Meanwhile another "
-                  "session keeps switching pages; a draw is the time from clicking a page link to its heading.", "",
-                  pd.DataFrame([load]).to_markdown(index=False), ""]
+        lines += ["## 5. Several users at once", "", load_table(load), ""]
     out.write_text("\n".join(lines))
+
+
+def load_table(load: dict) -> str:
+    """The load test (bench/load.py) as text: what was run, then draw times per page."""
+    head = (f"{load['sessions']} sessions in real Chromium each load the built-in PBMC and press Start (DESC, default "
+            f"settings, automatic k) at the same moment; runs beyond one at a time wait in the queue. "
+            f"{load['finished']} of {load['sessions']} runs finished, all within {load['all_finished_s']} s. Meanwhile a "
+            "further browser keeps switching pages (Learn, Data, Explore, Train, looking at each for a second): "
+            "*first paint* is the time from the click to the page's heading, *complete* to its script finished and "
+            f"painted. {load['page_draws']} draws, {len(load.get('failed_draws', []))} that never came.")
+    rows = []
+    for when, run in [("while training", load), ("idle (nobody training)", load.get("idle"))]:
+        if not run:
+            continue
+        for page, st in [("all", {"first_paint": run["first_paint"], "complete": run["complete"]}), *run.get("by_page", {}).items()]:
+            rows.append({"page": page, "server": when, **{f"first paint {k[:-2]}": v for k, v in st["first_paint"].items()},
+                         **{f"complete {k[:-2]}": v for k, v in st["complete"].items()}})
+    return head + "\n\nSeconds:\n\n" + pd.DataFrame(rows).to_markdown(index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     if "load" in sections and not args.quick:
         load = checkpoint.run("load", "bench.load", {"sessions": 5}, code="app")
         log(f"load: {json.dumps(load)}")
+        # The same browser walk with nobody training: what the pages cost by themselves.
+        load["idle"] = checkpoint.run("load_idle", "bench.load", {"sessions": 0, "min_s": 45}, code="app")
+        log(f"load, idle: {json.dumps(load['idle'])}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
     write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, ", ".join(sorted(checkpoint.commits)) or git_commit(), args.resume)

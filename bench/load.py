@@ -3,8 +3,9 @@
 Serves the app, opens ``sessions`` real Chromium contexts that each load the built-in PBMC
 and press Start (DESC, automatic k) at the same moment, and, while they train or wait in the
 queue, a further context keeps switching pages (Data, Learn, Explore, Train) and times how long
-each page takes to draw its heading. Prints one JSON line: runs finished, time to all finished,
-page draw times (median, p95, max) and the number of samples.
+each page takes to draw: its heading (first paint) and the whole page (its script finished and the
+browser painted), then looks at it for ``dwell_s`` seconds. Prints one JSON line: runs finished,
+time to all finished, draw times (median, p95, max; overall and per page) and the number of samples.
 """
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def chromium_pids() -> set[int]:
     return {int(pid) for pid in out.split()}
 
 
-def measure(sessions: int = 5, pretrain_epochs: int = 30, timeout_s: float = 900) -> dict:
+def measure(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 900, min_s: float = 0.0,
+            dwell_s: float = 1.0) -> dict:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
 
     proc, url = serve()
@@ -87,16 +90,36 @@ def measure(sessions: int = 5, pretrain_epochs: int = 30, timeout_s: float = 900
             viewer.get_by_role("button", name="Load dataset").click()
             expect(viewer.get_by_text("700 cells").first).to_be_visible()
             draws: list[float] = []
+            failures: list[dict] = []
+            pages_drawn: list[str] = []
+            completes: list[float] = []
+            samples: list[list] = []  # page, seconds since Start, first paint, complete
             done = [False] * sessions
             names = [("Learn", "Learn: how the clustering loss works"), ("Data", "Data"), ("Explore", "Explore"), ("Train", "Train")]
             i = 0
-            while not all(done) and time.perf_counter() - t0 < timeout_s:
+            while (not all(done) or time.perf_counter() - t0 < min_s) and time.perf_counter() - t0 < timeout_s:
                 link, heading = names[i % len(names)]
                 i += 1
                 start = time.perf_counter()
-                viewer.get_by_role("link", name=link).click()
-                expect(viewer.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-                draws.append(time.perf_counter() - start)
+                try:
+                    viewer.get_by_role("link", name=link).click()
+                    expect(viewer.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+                    first = time.perf_counter() - start
+                    # Complete: the page's script has finished and the browser has painted what it sent.
+                    viewer.wait_for_selector("[data-test-script-state=notRunning]", state="attached")
+                    viewer.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+                    complete = time.perf_counter() - start
+                except (AssertionError, PlaywrightError) as exc:  # a page that never drew: count it, show it, go on
+                    shot = Path(os.environ.get("SCDEEP_LOAD_SHOTS", "/tmp")) / f"load_timeout_{len(failures)}.png"
+                    viewer.screenshot(path=str(shot), full_page=True)
+                    failures.append({"page": link, "after_s": round(start - t0, 1), "error": str(exc).splitlines()[0],
+                                     "screenshot": str(shot)})
+                    first = complete = time.perf_counter() - start
+                draws.append(first)
+                completes.append(complete)
+                pages_drawn.append(link)
+                samples.append([link, round(start - t0, 1), round(first, 3), round(complete, 3)])
+                viewer.wait_for_timeout(dwell_s * 1000)  # a user looks at the page before the next click
                 for k, page in enumerate(users):
                     if not done[k] and page.get_by_text("desc: k=").count() > 0:
                         done[k] = True
@@ -105,10 +128,17 @@ def measure(sessions: int = 5, pretrain_epochs: int = 30, timeout_s: float = 900
     finally:
         proc.terminate()
         proc.wait(10)
-    d = np.asarray(draws)
+    d, c, names = np.asarray(draws), np.asarray(completes), np.asarray(pages_drawn)
+
+    def stats(x: np.ndarray) -> dict:
+        return {"median_s": round(float(np.median(x)), 3), "p95_s": round(float(np.quantile(x, 0.95)), 3),
+                "max_s": round(float(x.max()), 3)}
+
     return {"sessions": sessions, "finished": int(sum(done)), "all_finished_s": round(all_done_s, 1), "page_draws": int(len(d)),
-            "draw_median_s": round(float(np.median(d)), 3), "draw_p95_s": round(float(np.quantile(d, 0.95)), 3),
-            "draw_max_s": round(float(d.max()), 3)}
+            "first_paint": stats(d), "complete": stats(c), "failed_draws": failures,
+            "by_page": {name: {"first_paint": stats(d[names == name]), "complete": stats(c[names == name])}
+                        for name in sorted(set(pages_drawn))},
+            "samples": samples}
 
 
 def main() -> None:

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import DatasetBusyError, set_dataset
+from pages.common import DatasetBusyError, end_page, require_app, set_dataset
 from scdeep_core import datasets, figures, io, pp
 from scdeep_core.errors import InputError
 
+require_app()
 ss = st.session_state
 st.title("Data")
 # Reading server files is off unless the operator names one folder (never the whole file system).
@@ -75,7 +76,7 @@ else:
 adata = ss.adata
 if adata is None:
     st.info("Load a dataset to see its summary and quality control.")
-    st.stop()
+    end_page()
 
 counts = pp.counts_matrix(adata)
 info = adata.uns.get("scdeep_io", {})

@@ -8,17 +8,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import k_selection_of, k_selection_panel
+from pages.common import end_page, k_selection_of, k_selection_panel, require_app
 from scdeep_core import figures, metrics
 from scdeep_core.markers import dot_plot_tables, marker_genes
 from scdeep_core.results import labels_table, reproduce_snippet
 
+require_app()
 ss = st.session_state
 st.title("Explore")
 adata = ss.adata
 if adata is None or not ss.runs:
     st.info("Train a model on the **Train** page first; its results appear here.")
-    st.stop()
+    end_page()
 
 key = st.selectbox("Run", list(ss.runs), index=len(ss.runs) - 1, key="explore_run")
 result = ss.runs[key]

@@ -5,16 +5,17 @@ import tempfile
 
 import streamlit as st
 
-from pages.common import current_job, harvest, k_selection_of, k_selection_panel, next_key, registry, session_owner, submit
+from pages.common import current_job, end_page, harvest, k_selection_of, k_selection_panel, next_key, registry, require_app, session_owner, submit
 from scdeep_core import figures
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
 from scdeep_core.jobs import BusyError, TrainingJob
 
+require_app()
 ss = st.session_state
 st.title("Train")
 if ss.adata is None:
     st.info("Load a dataset on the **Data** page first (the built-in PBMC works offline).")
-    st.stop()
+    end_page()
 
 DESCRIPTIONS = {
     "desc": "**DESC** learns a compact embedding by reconstructing normalised expression (MSE), then pulls cells "

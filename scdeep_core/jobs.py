@@ -1,16 +1,17 @@
 """Background training jobs and a registry a web page can reattach to.
 
-A :class:`TrainingJob` runs :func:`scdeep_core.fit` in a thread that never touches the
-UI; it keeps the events under a lock so a page can poll :meth:`TrainingJob.snapshot`
-once a second. The :class:`JobRegistry` holds jobs by id (a reloaded page finds its job
-again) and refuses a second concurrent run when the machine is busy.
+A :class:`TrainingJob` runs :func:`scdeep_core.fit` in a child process
+(:mod:`scdeep_core.worker`) watched by a thread that never touches the UI; the thread keeps
+the events under a lock so a page can poll :meth:`TrainingJob.snapshot` once a second. The
+:class:`JobRegistry` holds jobs by an unguessable id (a reloaded page finds its job again),
+one owner per job, and queues runs beyond the number of concurrent slots.
 """
 from __future__ import annotations
 
+import pickle
+import secrets
 import threading
 import time
-import traceback
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,12 +20,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from . import worker
 from .config import BaseConfig
-from .errors import InputError
-from .events import EmbeddingSnapshot, StopToken, TrainingEvent
-from .results import ClusteringResult
+from .events import EmbeddingSnapshot, TrainingEvent
+from .results import ClusteringResult, write_to_adata
 
-if TYPE_CHECKING:  # the api (and torch) load in the worker thread, not when a page imports this module
+if TYPE_CHECKING:  # the api (and torch) load in the training process, not when a page imports this module
     from .api import Pretrained
 
 
@@ -52,7 +53,7 @@ class JobView:
 
 
 class TrainingJob:
-    """One training run in a background thread.
+    """One training run in a child process, watched by a background thread.
 
     Parameters
     ----------
@@ -66,11 +67,14 @@ class TrainingJob:
     pretrained
         A pretrained model (``result.pretrained`` of an earlier run on the same cells):
         only the clustering stage runs, e.g. with another k.
+    stop_grace_s
+        After Stop, how long the run may take to reach its next check before its process is
+        ended (its partial result is then lost).
     """
 
     def __init__(self, adata: ad.AnnData, method: str, config: BaseConfig, *, label_key: str | None = None,
                  key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60,
-                 pretrained: Pretrained | None = None) -> None:
+                 pretrained: Pretrained | None = None, stop_grace_s: float = 20.0) -> None:
         self.job_id = secrets.token_urlsafe(16)  # unguessable: it is the key a reloaded page reattaches with
         self.owner = owner
         self.method = method
@@ -80,7 +84,9 @@ class TrainingJob:
         self.umap = umap
         self.adata = adata.copy()
         self.pretrained = pretrained
-        self.stop_token = StopToken()
+        self.stop_token = worker.ProcessStopToken()  # seen by the training process too
+        self.stop_grace_s = stop_grace_s
+        self._process = None  # the training process while it runs
         self.max_snapshots = max_snapshots
         self._lock = threading.Lock()
         self._rows: list[dict] = []
@@ -115,14 +121,26 @@ class TrainingJob:
     def stop(self) -> None:
         """Ask the run to stop at the next minibatch (the partial result is kept), or cancel it
         if it is still queued."""
-        self.stop_token.stop()
         with self._lock:
+            first = not self.stop_token.stopped
+            self.stop_token.stop()
             cancelled = self.status == "queued"
             if cancelled:
                 self.status = self.phase = "cancelled"
                 self.message = "Cancelled before it started."
+            elif first and self.status == "running":
+                timer = threading.Timer(self.stop_grace_s, self._end_unanswered_stop)
+                timer.daemon = True
+                timer.start()
         if cancelled and self.on_end is not None:
             self.on_end(self)
+
+    def _end_unanswered_stop(self) -> None:
+        """Stop was pressed ``stop_grace_s`` ago and the run still goes (a long step with no
+        check in it): end its process."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()  # SIGKILL: it also ends a process that is frozen or ignores SIGTERM
 
     @property
     def active(self) -> bool:
@@ -167,41 +185,72 @@ class TrainingJob:
                                          "q10": float(pd.Series(conf).quantile(0.1)), "q90": float(pd.Series(conf).quantile(0.9))})
 
     def _run(self) -> None:
-        from .api import fit, recluster
-
+        """Start the training process, relay its messages, keep its outcome."""
+        ended = False
         try:
-            if self.pretrained is not None:
-                result = recluster(self.adata, self.pretrained, self.config, callbacks=[self._on_event],
-                                   stop_token=self.stop_token, key_added=self.key)
-                result.pretrained = self.pretrained
-            else:
-                result = fit(self.adata, self.method, self.config, label_key=self.label_key, callbacks=[self._on_event],
-                             stop_token=self.stop_token, key_added=self.key)
-            umap_note = ""
-            if self.umap and not self.stop_token.stopped:
-                with self._lock:
-                    self.phase, self.message = "umap", "Computing the UMAP of the embedding..."
-                from .embedding import add_umap
-                from .layout import LayoutStopped
-
+            ctx = worker.context()
+            spec = worker.JobSpec(adata=self.adata, method=self.method, config=self.config, label_key=self.label_key,
+                                  key=self.key, umap=self.umap, pretrained=self.pretrained)
+            payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+            receiver, sender = ctx.Pipe(duplex=False)
+            process = worker.start_process(worker.child_main, (payload, sender, self.stop_token.flag),
+                                           name=f"scdeep-train-{self.job_id[:8]}")
+            sender.close()  # the child holds the only writer: EOF when it ends
+            self._process = process
+            del payload, spec
+            while not ended:
                 try:
-                    add_umap(self.adata, self.key, seed=self.config.seed, should_stop=lambda: self.stop_token.stopped)
-                except LayoutStopped:
-                    umap_note = " UMAP skipped (stopped)."
+                    message = pickle.loads(receiver.recv_bytes())
+                except EOFError:
+                    break
+                ended = self._on_message(message)
+            receiver.close()
+            process.join()
+            if not ended:
+                with self._lock:
+                    if self.stop_token.stopped:
+                        self.status = self.phase = "stopped"
+                        self.message = (f"Stopped. The run did not reach a stopping point within {self.stop_grace_s:g} s, "
+                                        "so it was ended without a partial result.")
+                    else:
+                        self.status = "failed"
+                        self.error = (f"The training process ended unexpectedly (exit code {process.exitcode}); "
+                                      "if the machine ran out of memory, use fewer cells or genes.")
+        except Exception as exc:  # the page must hear of it, not a dead thread
+            with self._lock:
+                self.status, self.error = "failed", f"Could not run the training process: {type(exc).__name__}: {exc}"
+        finally:
+            self._process = None
+            if self.on_end is not None:
+                self.on_end(self)
+
+    def _on_message(self, message: tuple) -> bool:
+        """Handle one message of the training process; True for its last one."""
+        kind = message[0]
+        if kind == "event":
+            self._on_event(message[1])
+            return False
+        if kind == "phase":
+            with self._lock:
+                self.phase, self.message = message[1], message[2]
+            return False
+        if kind == "outcome":
+            outcome: worker.JobOutcome = message[1]
+            result = outcome.result
+            if self.pretrained is not None:
+                result.pretrained = self.pretrained
+            write_to_adata(self.adata, result)
+            if outcome.umap is not None:
+                self.adata.obsm[f"X_{self.key}_umap"] = outcome.umap
             with self._lock:
                 self.result = result
                 self.status = "done" if result.stage == "done" else "stopped"
                 self.phase = self.status
-                self.message = result.summary() + umap_note
-        except InputError as exc:
-            with self._lock:
-                self.status, self.error = "failed", str(exc)
-        except Exception as exc:  # a crash must reach the page, not vanish with the thread
-            with self._lock:
-                self.status, self.error = "failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
-        finally:
-            if self.on_end is not None:
-                self.on_end(self)
+                self.message = result.summary() + outcome.note
+            return True
+        with self._lock:  # "failed"
+            self.status, self.error = "failed", message[1]
+        return True
 
     def snapshot(self) -> JobView:
         """Thread-safe copy of everything a page draws."""

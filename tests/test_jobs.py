@@ -125,3 +125,46 @@ def test_a_new_run_drops_the_sessions_ended_runs_and_a_handed_over_run_shares_th
     reg.forget_ended("a")
     assert reg.get(running.job_id) is running  # a run in progress is never dropped
     running.stop(), running.join(60)
+
+
+def _niceness(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/stat"), reason="needs Linux /proc to read process priorities")
+def test_training_runs_in_its_own_lower_priority_process_and_its_death_is_reported(small_sim):
+    """The server's interpreter is not shared with training (pages stay responsive), and a
+    training process killed from outside (e.g. out of memory) fails its run cleanly; the
+    next queued run still starts."""
+    import os
+    import signal
+
+    reg = JobRegistry(max_running=1)
+    doomed = reg.submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False))
+    fast = DESCConfig(n_clusters=3, pretrain_epochs=3, max_cluster_epochs=2, hidden_dims=(16,), latent_dim=4)
+    after = reg.submit(TrainingJob(small_sim, "desc", fast, owner="b", umap=True))
+    assert wait(lambda: len(doomed.snapshot().history) > 0)  # events cross the process boundary
+    pid = doomed._process.pid
+    assert pid != os.getpid() and _niceness(pid) > _niceness(os.getpid())
+    os.kill(pid, signal.SIGKILL)
+    doomed.join(30)
+    view = doomed.snapshot()
+    assert view.status == "failed" and "ended unexpectedly" in view.error and "-9" in view.error
+    assert wait(lambda: after.status == "done", 60)
+    # the parent's copy of the data got the result keys and the UMAP computed in the child
+    assert {"X_desc", "desc_q", "X_desc_umap"} <= set(after.adata.obsm) and "desc_cluster" in after.adata.obs
+
+
+def test_stop_ends_a_run_that_does_not_reach_a_check(small_sim, monkeypatch):
+    """Stop is honoured even in a step without stop checks: after the grace period the
+    process is ended and the run says so."""
+    import os
+    import signal
+
+    job = JobRegistry().submit(TrainingJob(small_sim, "desc", SLOW, owner="a", umap=False, stop_grace_s=1.0))
+    assert wait(lambda: len(job.snapshot().history) > 0)
+    os.kill(job._process.pid, signal.SIGSTOP)  # frozen: it can no longer look at the stop flag
+    job.stop()
+    job.join(30)
+    view = job.snapshot()
+    assert view.status == "stopped" and "without a partial result" in view.message

@@ -8,11 +8,14 @@ import streamlit as st
 
 from scdeep_core.jobs import BusyError, JobRegistry, TrainingJob
 from scdeep_core.results import write_to_adata
+from scdeep_core.worker import warm_up
 
 
 @st.cache_resource
 def registry() -> JobRegistry:
-    """One registry for the whole server: a reloaded tab finds its job again."""
+    """One registry for the whole server: a reloaded tab finds its job again. Training runs
+    in processes forked from one that has the engine imported: start it now, not at the first run."""
+    warm_up()
     return JobRegistry(max_running=1)
 
 
@@ -25,6 +28,22 @@ class _SessionOwner:
 def session_owner() -> _SessionOwner:
     """An id for this browser session; when the session closes its jobs are stopped."""
     return _SessionOwner()
+
+
+def require_app() -> None:
+    """Make sure the page runs inside ``app.py`` (state, navigation, sidebar).
+
+    Streamlit keeps its older multipage mode for apps with a ``pages/`` folder until the first
+    ``st.navigation`` call of the server process: a fresh server whose first request is a page's
+    URL (``/train``) ran ``pages/train.py`` alone, with no session state (an AttributeError on
+    screen). Switch the old mode off and run again: app.py then runs and opens that page.
+    """
+    if "adata" in st.session_state:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def init_state() -> None:
@@ -44,6 +63,19 @@ def init_state() -> None:
         ss.adata, ss.dataset_name, ss.label_key = job.adata, "data of a running job", job.label_key
     if job is not None and not job.active:
         harvest(job)  # a run that ended while another page was open
+
+
+NAV_PAGES: list = []  # the app's pages, set by app.py (the sidebar links to them)
+
+
+def end_page() -> None:
+    """End the page here (nothing to show yet) and keep the navigation.
+
+    ``app.py`` draws the sidebar after the page; ``st.stop()`` ends the whole run, so the
+    sidebar is drawn first (a fresh session on Train or Explore used to be a dead end).
+    """
+    sidebar(NAV_PAGES)
+    st.stop()
 
 
 class DatasetBusyError(RuntimeError):
