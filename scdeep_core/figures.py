@@ -1,7 +1,8 @@
 """Plotly figure builders for the dashboard (no Streamlit here).
 
-Cells are drawn with WebGL (``Scattergl``); very large datasets are subsampled for
-display only (``max_points``).
+Cells are drawn with WebGL (``Scattergl``) from ``WEBGL_FROM`` points on, as SVG below that (a
+WebGL context costs a browser more than SVG saves on a few thousand points: 0.3 s of a page's
+draw in headless Chromium); very large datasets are subsampled for display only (``max_points``).
 """
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+WEBGL_FROM = 5_000
+
+
+def _points(n: int) -> type:
+    """The scatter trace type for ``n`` points (see the module docstring)."""
+    return go.Scattergl if n >= WEBGL_FROM else go.Scatter
 
 PALETTE = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
 LOSS_LABELS = {"total": "total", "mse": "MSE reconstruction", "zinb": "ZINB reconstruction", "kl": "KL(P||Q) clustering",
@@ -60,7 +68,7 @@ def snapshot_scatter(snapshot, title: str = "Embedding during clustering") -> go
     fig = go.Figure()
     for j in np.unique(snapshot.labels):
         m = snapshot.labels == j
-        fig.add_trace(go.Scattergl(x=snapshot.coords[m, 0], y=snapshot.coords[m, 1], mode="markers", name=f"cluster {j}",
+        fig.add_trace(_points(len(snapshot.coords))(x=snapshot.coords[m, 0], y=snapshot.coords[m, 1], mode="markers", name=f"cluster {j}",
                                    marker=dict(size=4, color=PALETTE[j % len(PALETTE)], opacity=0.8)))
     fig.add_trace(go.Scatter(x=snapshot.centroids[:, 0], y=snapshot.centroids[:, 1], mode="markers", name="centroids",
                              marker=dict(symbol="x", size=14, color="black", line=dict(width=2))))
@@ -77,7 +85,7 @@ def _subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, title: str = "", max_points: int = 200_000,
                       hover: pd.Index | None = None, colorscale: str = "Viridis") -> go.Figure:
-    """UMAP (or any 2-D) scatter coloured by a categorical or continuous value (WebGL).
+    """UMAP (or any 2-D) scatter coloured by a categorical or continuous value.
 
     Each point's ``customdata`` is its row in ``coords``, so a lasso selection maps back to cells.
     """
@@ -92,10 +100,10 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
         cats = v.astype(str)
         for i, c in enumerate(sorted(cats.unique(), key=lambda s: (len(s), s))):
             m = (cats == c).to_numpy()
-            fig.add_trace(go.Scattergl(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
+            fig.add_trace(_points(len(x))(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
                                        customdata=ok[m], marker=dict(size=4, color=PALETTE[i % len(PALETTE)])))
     else:
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False, customdata=ok,
+        fig.add_trace(_points(len(x))(x=x, y=y, mode="markers", text=text, showlegend=False, customdata=ok,
                                    marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=""))))
     fig.update_layout(dragmode="lasso")
     fig.update_xaxes(showticklabels=False, title="UMAP1")
@@ -119,7 +127,7 @@ def counts_vs_genes(qc: pd.DataFrame, keep: np.ndarray | None = None, max_points
     q = qc.iloc[idx]
     color = np.where(keep[idx], "kept", "filtered out") if keep is not None else "kept"
     fig = px.scatter(q, x="total_counts", y="n_genes_by_counts", color=color, color_discrete_map={"kept": PALETTE[0], "filtered out": "lightgrey"},
-                     render_mode="webgl", opacity=0.6)
+                     render_mode="webgl" if len(q) >= WEBGL_FROM else "svg", opacity=0.6)
     fig.update_traces(marker_size=3)
     return _layout(fig, "counts vs genes per cell", height=320)
 
@@ -129,7 +137,7 @@ def hvg_plot(means: np.ndarray, dispersions: np.ndarray, highly_variable: np.nda
     fig = go.Figure()
     for flag, name, color in ((False, "other genes", "lightgrey"), (True, "highly variable", PALETTE[1])):
         m = highly_variable == flag
-        fig.add_trace(go.Scattergl(x=means[m], y=dispersions[m], mode="markers", name=name, marker=dict(size=3, color=color)))
+        fig.add_trace(_points(len(means))(x=means[m], y=dispersions[m], mode="markers", name=name, marker=dict(size=3, color=color)))
     fig.update_xaxes(title="mean expression (log)")
     fig.update_yaxes(title="normalised dispersion")
     return _layout(fig, "highly variable genes", height=320)
