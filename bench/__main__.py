@@ -229,10 +229,12 @@ def load_table(load: dict) -> str:
     """The load test (bench/load.py) as text: what was run, then draw times per page."""
     head = (f"{load['sessions']} sessions in real Chromium each load the built-in PBMC and press Start (DESC, default "
             f"settings, automatic k) at the same moment; runs beyond one at a time wait in the queue. "
-            f"{load['finished']} of {load['sessions']} runs finished, all within {load['all_finished_s']} s. Meanwhile a "
+            f"{load['repeats']} rounds, each on a fresh server: {load['finished']} of {load['sessions'] * load['repeats']} runs "
+            f"finished, each round's within {load['all_finished_s']} s. Meanwhile a "
             "further browser keeps switching pages (Learn, Data, Explore, Train, looking at each for a second): "
             "*first paint* is the time from the click to the page's heading, *complete* to its script finished and "
-            f"painted. {load['page_draws']} draws, {len(load.get('failed_draws', []))} that never came.")
+            f"painted. {load['page_draws']} draws pooled over the rounds, {len(load.get('failed_draws', []))} that never "
+            "came. The idle rows repeat the walk with nobody training: what the pages cost by themselves.")
     rows = []
     for when, run in [("while training", load), ("idle (nobody training)", load.get("idle"))]:
         if not run:
