@@ -234,9 +234,12 @@ def load_table(load: dict) -> str:
             "further browser keeps switching pages (Learn, Data, Explore, Train, looking at each for a second): "
             "*first paint* is the time from the click to the page's heading, *complete* to its script finished and "
             f"painted. {load['page_draws']} draws pooled over the rounds, {len(load.get('failed_draws', []))} that never "
-            "came. The idle rows repeat the walk with nobody training: what the pages cost by themselves.")
+            "came. The measuring browser has visited each page once before the runs start (a returning user); the idle "
+            "rows repeat the walk with nobody training (what the pages cost by themselves), the last rows in a "
+            "browser that has never opened the app (its scripts and fonts load on the first visits).")
     rows = []
-    for when, run in [("while training", load), ("idle (nobody training)", load.get("idle"))]:
+    for when, run in [("while training", load), ("idle (nobody training)", load.get("idle")),
+                      ("idle, browser's first visits", load.get("cold"))]:
         if not run:
             continue
         for page, st in [("all", {"first_paint": run["first_paint"], "complete": run["complete"]}), *run.get("by_page", {}).items()]:
@@ -318,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"load: {json.dumps(load)}")
         # The same browser walk with nobody training: what the pages cost by themselves.
         load["idle"] = checkpoint.run("load_idle", "bench.load", {"sessions": 0, "min_s": 45}, code="app")
+        # ...and a browser's very first visits (scripts and fonts not loaded yet), nobody training.
+        load["cold"] = checkpoint.run("load_cold", "bench.load", {"sessions": 0, "min_s": 10, "warm": False}, code="app")
         log(f"load, idle: {json.dumps(load['idle'])}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
