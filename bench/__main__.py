@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         load["idle"] = checkpoint.run("load_idle", "bench.load", {"sessions": 0, "min_s": 45}, code="app")
         # ...and a browser's very first visits (scripts and fonts not loaded yet), nobody training.
         load["cold"] = checkpoint.run("load_cold", "bench.load", {"sessions": 0, "min_s": 10, "warm": False}, code="app")
-        log(f"load, idle: {json.dumps(load['idle'])}")
+        log(f"load, idle: {json.dumps(load['idle'])}; first visits: {json.dumps(load['cold'])}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
     write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, ", ".join(sorted(checkpoint.commits)) or git_commit(), args.resume)

@@ -54,6 +54,20 @@ def chromium_pids() -> set[int]:
     return {int(pid) for pid in out.split()}
 
 
+def open_page(page, link: str, heading: str) -> tuple[float, float]:
+    """Click a sidebar link; seconds until the page's heading shows (first paint) and until its
+    script has finished and the browser painted what it sent (complete)."""
+    start = time.perf_counter()
+    page.get_by_role("link", name=link).click()
+    # Checked on every animation frame: Playwright's own assertions poll at 100, 250, 500,
+    # 1000 ms steps, which rounded a 0.6 s draw up to 0.85 s and a 0.9 s one to 1.85 s.
+    page.wait_for_function(HEADING_SHOWN, arg=heading, polling="raf")
+    first = time.perf_counter() - start
+    page.wait_for_function(SCRIPT_DONE, polling="raf")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return first, time.perf_counter() - start
+
+
 def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 900, min_s: float = 0.0,
               dwell_s: float = 1.0, warm: bool = True) -> dict:
     """One scenario on a fresh server: the raw draws (page, seconds since Start, first paint, complete)."""
@@ -96,9 +110,7 @@ def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 90
             names = [("Learn", "Learn: how the clustering loss works"), ("Data", "Data"), ("Explore", "Explore"), ("Train", "Train")]
             if warm:
                 for link, heading in names:
-                    viewer.get_by_role("link", name=link).click()
-                    expect(viewer.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-                    viewer.wait_for_selector("[data-test-script-state=notRunning]", state="attached")
+                    open_page(viewer, link, heading)
             t0 = time.perf_counter()
             for page in users:  # everyone presses Start within a second
                 page.get_by_role("button", name="Start").click()
@@ -111,15 +123,7 @@ def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 90
                 i += 1
                 start = time.perf_counter()
                 try:
-                    viewer.get_by_role("link", name=link).click()
-                    # Checked on every animation frame: Playwright's own assertions poll at 100, 250, 500,
-                    # 1000 ms steps, which rounded a 0.6 s draw up to 0.85 s and a 0.9 s one to 1.85 s.
-                    viewer.wait_for_function(HEADING_SHOWN, arg=heading, polling="raf")
-                    first = time.perf_counter() - start
-                    # Complete: the page's script has finished and the browser has painted what it sent.
-                    viewer.wait_for_function(SCRIPT_DONE, polling="raf")
-                    viewer.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-                    complete = time.perf_counter() - start
+                    first, complete = open_page(viewer, link, heading)
                 except (AssertionError, PlaywrightError) as exc:  # a page that never drew: count it, show it, go on
                     shot = Path(os.environ.get("SCDEEP_LOAD_SHOTS", "/tmp")) / f"load_timeout_{len(failures)}.png"
                     viewer.screenshot(path=str(shot), full_page=True)

@@ -65,7 +65,13 @@ def init_state() -> None:
         harvest(job)  # a run that ended while another page was open
 
 
-NAV_PAGES: list = []  # the app's pages, set by app.py (the sidebar links to them)
+#: The app's pages (script, title, icon): app.py registers them, the sidebar links to them.
+PAGES = [
+    ("pages/data.py", "Data", ":material/upload_file:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/explore.py", "Explore", ":material/explore:"),
+    ("pages/learn.py", "Learn", ":material/school:"),
+]
 
 
 def end_page() -> None:
@@ -74,7 +80,7 @@ def end_page() -> None:
     ``app.py`` draws the sidebar after the page; ``st.stop()`` ends the whole run, so the
     sidebar is drawn first (a fresh session on Train or Explore used to be a dead end).
     """
-    sidebar(NAV_PAGES)
+    sidebar()
     st.stop()
 
 
@@ -193,13 +199,13 @@ def harvest(job: TrainingJob) -> bool:
     return True
 
 
-def sidebar(pages: list) -> None:
+def sidebar() -> None:
     """Navigation links, the loaded dataset and the training status."""
     ss = st.session_state
     with st.sidebar:
         st.markdown("## scDeep")
-        for page in pages:
-            st.page_link(page)
+        for script, title, icon in PAGES:
+            st.page_link(script, label=title, icon=icon)
         st.markdown("### Dataset")
         if ss.adata is None:
             st.caption("None loaded: go to **Data**.")
