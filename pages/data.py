@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import DatasetBusyError, end_page, require_app, set_dataset
-from scdeep_core import datasets, figures, io, pp
+from pages.common import DatasetBusyError, end_page, require_app, session_figure, set_dataset
+from scdeep_core import datasets, figures, io, pp, static_figures
 from scdeep_core.errors import InputError
 
 require_app()
@@ -107,16 +107,21 @@ if "qc" not in ss:
     with st.spinner("Computing QC metrics..."):
         ss.qc = pp.qc_metrics(adata)
 qc = ss.qc
-st.plotly_chart(figures.qc_histograms(qc, show_mito=bool(qc["pct_counts_mt"].gt(0).any())), width="stretch")
-if not qc["pct_counts_mt"].gt(0).any():
+has_mito = bool(qc["pct_counts_mt"].gt(0).any())
+histograms = st.empty()  # drawn below the sliders' values: each threshold is a dashed line
+if not has_mito:
     st.caption("No mitochondrial genes found (names starting with MT- / mt-), so % mitochondrial is 0 for every cell.")
 c1, c2, c3 = st.columns(3)
-min_counts = c1.slider("min total counts", 0, int(qc["total_counts"].quantile(0.5)), 0, key="f_counts")
-min_genes = c2.slider("min genes per cell", 0, int(qc["n_genes_by_counts"].quantile(0.5)), 0, key="f_genes")
-max_mt = c3.slider("max % mitochondrial", 0.0, 100.0, 100.0, 0.5, key="f_mt")
+min_counts = c1.slider("min total counts per cell", 0, int(qc["total_counts"].quantile(0.5)), 0, key="f_counts")
+min_genes = c2.slider("min genes detected per cell", 0, int(qc["n_genes_by_counts"].quantile(0.5)), 0, key="f_genes")
+max_mt = c3.slider("max % mitochondrial counts", 0.0, 100.0, 100.0, 0.5, key="f_mt")
+thresholds = {"total_counts": min_counts or None, "n_genes_by_counts": min_genes or None, "pct_counts_mt": max_mt if max_mt < 100 else None}
+histograms.image(session_figure("qc_histograms", tuple(thresholds.values()), lambda: static_figures.qc_histograms(qc, has_mito, thresholds)),
+                 alt="histograms of total counts, genes detected and % mitochondrial counts per cell")
 keep = ((qc["total_counts"] >= min_counts) & (qc["n_genes_by_counts"] >= min_genes) & (qc["pct_counts_mt"] <= max_mt)).to_numpy()
 st.markdown(f"**{int(keep.sum()):,} of {adata.n_obs:,} cells** pass these filters.")
-st.plotly_chart(figures.counts_vs_genes(qc, keep), width="stretch")
+st.image(session_figure("counts_vs_genes", (min_counts, min_genes, max_mt), lambda: static_figures.counts_vs_genes(qc, keep)),
+         alt="total counts against genes detected per cell, filtered-out cells in grey")
 if st.button("Apply filters", disabled=bool(keep.all()), key="apply_filters"):
     try:
         filtered, notes = pp.filter_cells_genes(adata, min_counts=min_counts, min_genes=min_genes, max_pct_mt=max_mt)

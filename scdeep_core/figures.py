@@ -111,27 +111,6 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
     return _layout(fig, title, height=480)
 
 
-def qc_histograms(qc: pd.DataFrame, show_mito: bool = True) -> go.Figure:
-    """Distributions of total counts, genes per cell and (when any) % mitochondrial counts."""
-    cols = ["total_counts", "n_genes_by_counts", "pct_counts_mt"][: 3 if show_mito else 2]
-    titles = ["total counts", "genes per cell", "% mitochondrial"][: len(cols)]
-    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=titles)
-    for i, c in enumerate(cols, start=1):
-        fig.add_trace(go.Histogram(x=qc[c], nbinsx=60, showlegend=False, marker_color=PALETTE[i]), row=1, col=i)
-    return _layout(fig, height=260)
-
-
-def counts_vs_genes(qc: pd.DataFrame, keep: np.ndarray | None = None, max_points: int = 50_000) -> go.Figure:
-    """Total counts against detected genes, cells failing the filters in grey."""
-    idx = _subsample(len(qc), max_points)
-    q = qc.iloc[idx]
-    color = np.where(keep[idx], "kept", "filtered out") if keep is not None else "kept"
-    fig = px.scatter(q, x="total_counts", y="n_genes_by_counts", color=color, color_discrete_map={"kept": PALETTE[0], "filtered out": "lightgrey"},
-                     render_mode="webgl" if len(q) >= WEBGL_FROM else "svg", opacity=0.6)
-    fig.update_traces(marker_size=3)
-    return _layout(fig, "counts vs genes per cell", height=320)
-
-
 def hvg_plot(means: np.ndarray, dispersions: np.ndarray, highly_variable: np.ndarray) -> go.Figure:
     """Normalised dispersion against mean expression, highly variable genes highlighted."""
     fig = go.Figure()
@@ -180,55 +159,6 @@ def confidence_trace(trace: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title="clustering epoch")
     fig.update_yaxes(title="max q", range=[0, 1.02])
     return _layout(fig, "confidence during clustering", height=300)
-
-
-def _blend(q: np.ndarray) -> list[str]:
-    """Colour of each point as the q-weighted mix of its clusters' colours."""
-    base = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")])
-    rgb = q @ base[: q.shape[1]]
-    return [f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in rgb]
-
-
-def toy_membership(z: np.ndarray, q: np.ndarray, mu: np.ndarray, *, title: str = "", arrows: np.ndarray | None = None,
-                   sizes: np.ndarray | None = None, height: int = 420) -> go.Figure:
-    """Toy points coloured by soft membership (colours mixed by q), centroids as crosses,
-    optional arrows (each point's displacement) and marker sizes (e.g. loss contribution)."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=z[:, 0], y=z[:, 1], mode="markers", name="points",
-                             marker=dict(color=_blend(q), size=sizes if sizes is not None else 6, line=dict(width=0), opacity=0.75),
-                             text=[f"q = {', '.join(f'{v:.2f}' for v in row)}" for row in q], hoverinfo="text"))
-    if arrows is not None:  # drawn over the points so that they stay visible
-        xs = np.column_stack([z[:, 0], z[:, 0] + arrows[:, 0], np.full(len(z), np.nan)]).ravel()
-        ys = np.column_stack([z[:, 1], z[:, 1] + arrows[:, 1], np.full(len(z), np.nan)]).ravel()
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(20,20,20,0.8)", width=1.5), name="pull", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=mu[:, 0], y=mu[:, 1], mode="markers+text", name="centroids", text=[f"μ{j + 1}" for j in range(len(mu))],
-                             textposition="top center", marker=dict(symbol="x", size=16, color="black", line=dict(width=2))))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    fig.update_layout(showlegend=False)
-    return _layout(fig, title, height=height)
-
-
-def loss_trace(losses: list[float]) -> go.Figure:
-    """The toy's KL loss over gradient steps."""
-    fig = go.Figure(go.Scatter(x=np.arange(len(losses)), y=losses, mode="lines+markers"))
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title="KL(P||Q)")
-    return _layout(fig, "loss over steps", height=300)
-
-
-def count_fit(counts: np.ndarray, zinb: np.ndarray, gauss_mean: float, gauss_sd: float, max_count: int) -> go.Figure:
-    """Histogram of one gene's counts against a ZINB pmf and the Gaussian MSE implies."""
-    x = np.arange(0, max_count + 1)
-    freq = np.bincount(np.minimum(counts.astype(int), max_count), minlength=max_count + 1) / len(counts)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=freq, name="observed", marker_color="lightgrey"))
-    fig.add_trace(go.Scatter(x=x, y=zinb[: max_count + 1], mode="lines+markers", name="ZINB", line=dict(color=PALETTE[1])))
-    from scipy import stats
-
-    fig.add_trace(go.Scatter(x=x, y=stats.norm.pdf(x, gauss_mean, gauss_sd), mode="lines", name="Gaussian (MSE)", line=dict(color=PALETTE[0], dash="dash")))
-    fig.update_xaxes(title="count")
-    fig.update_yaxes(title="fraction of cells")
-    return _layout(fig, height=340)
 
 
 def k_selection_chart(table: pd.DataFrame, chosen_k: int | None = None, chosen_row: int | None = None) -> go.Figure:

@@ -97,3 +97,10 @@ def poisson_nll_counts(counts: np.ndarray) -> float:
     """Mean NLL under a Poisson with the data's mean (no overdispersion, no dropout)."""
     lam = max(float(counts.mean()), 1e-6)
     return float(-(counts * np.log(lam) - lam - gammaln(counts + 1)).mean())
+
+
+def excess_zero_share(zero_share: float, mean: float, theta: float) -> float:
+    """Dropout ``pi`` that makes a ZINB's share of zeros match ``zero_share``: the zeros a negative
+    binomial with this ``mean`` and ``theta`` cannot explain (0 when it already explains them)."""
+    nb_zero = (theta / (theta + mean)) ** theta
+    return float(np.clip((zero_share - nb_zero) / max(1.0 - nb_zero, 1e-12), 0.0, 0.95))

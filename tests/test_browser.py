@@ -142,7 +142,7 @@ def test_upload_train_explore_download(server, tmp_path):
         page.get_by_role("link", name="Learn").click()
         expect(page.get_by_role("heading", name="Learn: how the clustering loss works")).to_be_visible()
         page.get_by_role("button", name="Run 20 steps").click()
-        expect(page.get_by_text("loss over steps")).to_be_visible()
+        expect(page.get_by_role("img", name="loss over steps")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "5_learn.png", full_page=True)
         browser.close()
     result = ad.read_h5ad(target)

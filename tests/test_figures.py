@@ -1,8 +1,8 @@
-"""Figure builders: what the browser is asked to draw."""
+"""Figure builders: what the browser is asked to draw (plotly for exploring, PNGs for pages that must draw fast)."""
 import numpy as np
 import pandas as pd
 
-from scdeep_core import figures
+from scdeep_core import figures, static_figures, teaching
 
 
 def test_small_scatters_are_svg_and_large_ones_webgl():
@@ -14,7 +14,30 @@ def test_small_scatters_are_svg_and_large_ones_webgl():
         labels = pd.Series(pd.Categorical(rng.integers(0, 3, n).astype(str)))
         fig = figures.embedding_scatter(coords, labels)
         assert {t.type for t in fig.data} == {kind}
-        qc = pd.DataFrame({"total_counts": rng.poisson(1000, n), "n_genes_by_counts": rng.poisson(300, n)})
-        assert {t.type for t in figures.counts_vs_genes(qc, np.ones(n, bool)).data} == {kind}
     # every cell is still drawn (and can be lassoed back to its row) whichever the renderer
     assert sum(len(t.x) for t in fig.data) == figures.WEBGL_FROM
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_static_figures_are_pngs_whose_pixels_follow_the_data():
+    """The Learn and Data pages show PNGs (a plotly chart cost the browser 0.2-0.3 s to draw each):
+    real images of the right size, and a change in the data changes the picture."""
+    z, _ = teaching.toy_data(seed=0)
+    mu = np.array([[2.0, 0.8], [-0.8, 1.5], [-0.5, -1.8]])
+    q = teaching.q_of(z, mu, 1.0)
+    before = static_figures.toy_membership(z, q, mu, title="q")
+    assert _png_size(before) == (440, 360)
+    assert static_figures.toy_membership(z + 0.5, q, mu, title="q") != before
+    # a point's colour is its clusters' colours mixed by q: certain points get their cluster's colour
+    assert np.allclose(static_figures.blend(np.eye(3)), static_figures.TOY_COLOURS[:3])
+    rng = np.random.default_rng(0)
+    qc = pd.DataFrame({"total_counts": rng.poisson(1000, 50_000), "n_genes_by_counts": rng.poisson(300, 50_000),
+                       "pct_counts_mt": rng.random(50_000) * 5})
+    plain = static_figures.qc_histograms(qc, show_mito=True)
+    assert static_figures.qc_histograms(qc, show_mito=True, thresholds={"total_counts": 950}) != plain  # the threshold line
+    keep = qc["total_counts"].to_numpy() > 1000
+    assert static_figures.counts_vs_genes(qc, keep) != static_figures.counts_vs_genes(qc, ~keep)

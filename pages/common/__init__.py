@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import anndata as ad
 import streamlit as st
@@ -104,7 +105,19 @@ def set_dataset(adata: ad.AnnData, name: str) -> None:
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
-    ss.pop("qc", None)
+    # Views derived from the old data go with it (QC, cached figures, the Learn page's gene).
+    for key in ("qc", "figure_cache", "f_counts", "f_genes", "f_mt",
+                "learn_genes_of", "learn_genes", "learn_gene", "learn_mean", "learn_theta", "learn_pi", "learn_run"):
+        ss.pop(key, None)
+
+
+def session_figure(name: str, key: tuple, draw: Callable[[], bytes]) -> bytes:
+    """The image ``draw()`` returns, redrawn only when ``key`` changes (one per ``name`` kept in
+    this session's state, dropped with its dataset): revisiting a page costs nothing."""
+    cache = st.session_state.setdefault("figure_cache", {})
+    if name not in cache or cache[name][0] != key:
+        cache[name] = (key, draw())
+    return cache[name][1]
 
 
 def next_key(method: str) -> str:
