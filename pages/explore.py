@@ -10,6 +10,9 @@ import streamlit as st
 
 from pages.common import end_page, k_selection_of, k_selection_panel, require_app
 from scdeep_core import figures, metrics
+from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
+from scdeep_core.colours import colour_map
+from scdeep_core.errors import InputError
 from scdeep_core.markers import dot_plot_tables, marker_genes
 from scdeep_core.results import labels_table, reproduce_snippet
 
@@ -35,24 +38,33 @@ if k_selection_of(result) is not None:
     with st.expander("How k was chosen (and re-cluster with another k)"):
         k_selection_panel(result, where="explore")
 
-options = ["cluster", "confidence (max q)", "entropy of q"] + ([f"label: {ss.label_key}"] if ss.label_key else []) + ["other obs column", "gene"]
+annotated = annotation_column(key) in adata.obs
+options = (["cluster"] + (["cell type (your names)"] if annotated else []) + ["confidence (max q)", "entropy of q"]
+           + ([f"label: {ss.label_key}"] if ss.label_key else []) + ["other obs column", "gene"])
 colour = st.radio("Colour by", options, horizontal=True, key="colour_by")
+column, colour_title = None, ""
 if colour == "cluster":
-    values = adata.obs[f"{key}_cluster"]
+    column = f"{key}_cluster"
+elif colour.startswith("cell type"):
+    column = annotation_column(key)
 elif colour.startswith("confidence"):
-    values = adata.obs[f"{key}_confidence"]
+    values, colour_title = adata.obs[f"{key}_confidence"], "max q"
 elif colour.startswith("entropy"):
-    values = adata.obs[f"{key}_entropy"]
+    values, colour_title = adata.obs[f"{key}_entropy"], "entropy"
 elif colour.startswith("label"):
-    values = adata.obs[ss.label_key].astype("category")
+    column = ss.label_key
 elif colour == "other obs column":
     col = st.selectbox("column", list(adata.obs.columns), key="obs_col")
-    values = adata.obs[col]
+    values, colour_title = adata.obs[col], col
 else:
     gene = st.selectbox("gene", list(adata.var_names), key="gene")
     x = adata.layers["counts"][:, adata.var_names.get_loc(gene)] if "counts" in adata.layers else adata[:, gene].X
     values = pd.Series(np.log1p(np.asarray(x.todense()).ravel() if hasattr(x, "todense") else np.asarray(x).ravel()))
-fig = figures.embedding_scatter(coords, values, title=f"UMAP of the {key} embedding", hover=adata.obs_names)
+    colour_title = f"{gene}<br>log(1 + count)"
+if column is not None:
+    values = adata.obs[column].astype("category")
+fig = figures.embedding_scatter(coords, values, title=f"UMAP of the {key} embedding", hover=adata.obs_names, colour_title=colour_title,
+                                colours=colour_map(adata, column) if column is not None else None)
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("lasso", "box"), key="umap_chart")
 
 points = event.selection.points if event and event.selection else []
@@ -67,7 +79,8 @@ if rows:
 st.subheader("Confidence")
 threshold = st.slider("low-confidence threshold (max q)", 0.0, 1.0, 0.5, 0.05, key="conf_threshold")
 conf = adata.obs[f"{key}_confidence"].to_numpy()
-st.plotly_chart(figures.confidence_by_cluster(adata.obs[f"{key}_cluster"], conf, threshold), width="stretch")
+st.plotly_chart(figures.confidence_by_cluster(adata.obs[f"{key}_cluster"], conf, threshold, colours=colour_map(adata, f"{key}_cluster")),
+                width="stretch")
 low = np.nan_to_num(conf, nan=1.0) < threshold
 st.markdown(f"**{int(low.sum())} cells** ({low.mean():.1%}) are below the threshold.")
 if low.any():
@@ -101,10 +114,79 @@ if st.button("Find marker genes", key="markers_btn"):
         ss[f"markers_{key}"] = marker_genes(adata, f"{key}_cluster", n_genes=n_markers)
 if f"markers_{key}" in ss:
     table = ss[f"markers_{key}"]
-    st.dataframe(table, hide_index=True, height=300)
+    st.dataframe(table, hide_index=True, height=300, column_config={
+        "score": st.column_config.NumberColumn("score (t)", format="%.2f"),
+        "logfoldchange": st.column_config.NumberColumn("log2 fold change", format="%.2f"),
+        "pval_adj": st.column_config.NumberColumn("adjusted p-value", format="%.2e", help="Benjamini-Hochberg"),
+    })
     genes = list(dict.fromkeys(table[table["rank"] <= 3]["gene"]))[:40]
     frac, mean = dot_plot_tables(adata[adata.obs[f"{key}_cluster"].notna().to_numpy()], f"{key}_cluster", genes)
     st.plotly_chart(figures.dot_plot(frac, mean), width="stretch")
+
+st.subheader("Name the clusters")
+st.caption("Give clusters cell-type names, merge clusters that are one type, split one that holds two. The run's own "
+           f"clusters stay as they are; the names go to the `{annotation_column(key)}` column of the h5ad download.")
+
+
+def edit(action: str) -> None:
+    """Apply the annotation edit the user asked for (read from the widgets' state as the button
+    is pressed); an impossible one (a duplicate name, too few cells) is shown, not raised."""
+    column = start_annotation(adata, key)
+    try:
+        if action == "rename":
+            rename(adata, column, ss.rename_group, ss.rename_to)
+        elif action == "merge":
+            merge(adata, column, list(ss.merge_groups), ss.merge_to or None)
+            ss.merge_groups = []
+        else:
+            split(adata, column, ss.split_group, f"X_{key}", int(ss.split_parts))
+        ss.annotation_edits = ss.get("annotation_edits", 0) + 1  # the h5ad download is rebuilt
+        ss.colour_by = "cell type (your names)"
+        for widget in ("rename_group", "rename_to", "split_group"):  # their group may be gone
+            ss.pop(widget, None)
+    except InputError as exc:
+        ss.annotation_error = str(exc)
+
+
+def reset_annotation() -> None:
+    adata.obs.pop(annotation_column(key), None)
+    adata.uns.pop(f"{annotation_column(key)}_colors", None)
+    ss.annotation_edits = ss.get("annotation_edits", 0) + 1
+    if ss.get("colour_by", "").startswith("cell type"):
+        ss.colour_by = "cluster"
+
+
+groups_column = annotation_column(key) if annotated else f"{key}_cluster"
+groups = [str(g) for g in adata.obs[groups_column].cat.categories]
+hints = {}
+if f"markers_{key}" in ss:  # top genes of each cluster still named by its number
+    table = ss[f"markers_{key}"]
+    hints = {str(c): ", ".join(t.sort_values("rank")["gene"].head(3)) for c, t in table.groupby("cluster", observed=True)}
+else:
+    st.caption("Tip: **Find marker genes** above shows each cluster's top genes next to its number here.")
+label = lambda g: f"{g}  ({hints[g]})" if g in hints else g  # noqa: E731
+if "annotation_error" in ss:
+    st.error(ss.pop("annotation_error"), icon=":material/error:")
+c1, c2, c3 = st.columns(3)
+with c1.container(border=True):
+    st.markdown("**Rename**")
+    st.selectbox("group", groups, format_func=label, key="rename_group")
+    st.text_input("new name", placeholder="e.g. B cells", key="rename_to")
+    st.button("Rename", key="rename_btn", on_click=edit, args=("rename",))
+with c2.container(border=True):
+    st.markdown("**Merge**")
+    st.multiselect("groups", groups, format_func=label, key="merge_groups")
+    st.text_input("name of the merged group", placeholder="default: the first group's name", key="merge_to")
+    st.button("Merge", key="merge_btn", on_click=edit, args=("merge",))
+with c3.container(border=True):
+    st.markdown("**Split** (k-means on the embedding)")
+    st.selectbox("group", groups, format_func=label, key="split_group")
+    st.number_input("into how many parts", 2, 10, 2, key="split_parts")
+    st.button("Split", key="split_btn", on_click=edit, args=("split",))
+counts = adata.obs[groups_column].value_counts().reindex(groups)
+st.markdown("**Groups now:** " + ", ".join(f"{g} ({n:,})" for g, n in counts.items()))
+if annotated:
+    st.button("Start again from the clusters", key="annotation_reset", on_click=reset_annotation)
 
 if len(ss.runs) >= 2:
     st.subheader("Two runs side by side")
@@ -124,7 +206,7 @@ st.subheader("Downloads")
 def h5ad_bytes(adata) -> bytes:
     """The session's dataset with every run's keys as h5ad bytes, cached in this session only
     (a server-wide cache keyed by names handed one user's results to another)."""
-    token = (id(adata), tuple(ss.runs), tuple(adata.obs.columns), adata.n_obs)
+    token = (id(adata), tuple(ss.runs), tuple(adata.obs.columns), adata.n_obs, ss.get("annotation_edits", 0))
     cached = ss.get("_h5ad_download")
     if cached is None or cached[0] != token:
         fd, path = tempfile.mkstemp(suffix=".h5ad")

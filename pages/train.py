@@ -30,11 +30,22 @@ defaults = cls()
 fields = {f.name: f for f in dataclasses.fields(cls)}
 
 
+# Plain words first; the config's own name (used by the API, the CLI and the saved config) in brackets.
+LABELS = {"latent_dim": "embedding size", "max_cluster_epochs": "most clustering epochs", "lr": "learning rate, pretraining",
+          "cluster_lr": "learning rate, clustering", "batch_size": "cells per batch", "alpha": "Student's t degrees of freedom",
+          "tol": "stop when this share of cells changes cluster", "update_interval": "epochs between target updates",
+          "seed": "random seed", "n_top_genes": "genes used (most variable)", "gamma": "weight of the clustering loss",
+          "noise_sigma": "noise added to the input", "dropout": "dropout"}
+
+
 def number(name: str, col, **kw):
     f, value = fields[name], getattr(defaults, name)
+    if "max_value" in kw:
+        value = min(value, kw["max_value"])
     step = kw.pop("step", None) or (1 if isinstance(value, int) else None)
     fmt = "%g" if isinstance(value, float) else None
-    return col.number_input(name.replace("_", " "), value=value, step=step, format=fmt, help=f.metadata["help"], key=f"hp_{method}_{name}", **kw)
+    return col.number_input(f"{LABELS.get(name, name)} ({name})", value=value, step=step, format=fmt, help=f.metadata["help"],
+                            key=f"hp_{method}_{name}", **kw)
 
 
 st.subheader("Clusters")
@@ -66,7 +77,7 @@ with st.expander("Hyperparameters", expanded=False):
     number("tol", c3)
     number("update_interval", c1)
     number("seed", c2)
-    number("n_top_genes", c3)
+    number("n_top_genes", c3, min_value=10, max_value=max(10, int(ss.adata.n_vars)))  # not 2000 on a 765-gene set
     if method == "scdcc":
         number("gamma", c1)
         number("noise_sigma", c2)

@@ -12,6 +12,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .colours import categories, palette
+
 WEBGL_FROM = 5_000
 
 
@@ -59,17 +61,21 @@ def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
             if s in h and h[s].notna().any():
                 fig.add_trace(go.Scatter(x=h["step"], y=h[s], mode="lines", name=s.upper()), row=2, col=1)
     fig.update_xaxes(title_text="epoch (pretraining, then clustering)", row=2 if has_second else 1, col=1)
-    fig.update_yaxes(title_text="loss", type="log", row=1, col=1)
+    # plain numbers on the log axis (plotly's default labels minor ticks with bare digits: 1 9 8 7...)
+    fig.update_yaxes(title_text="loss (log scale)", type="log", tickformat=".2g", row=1, col=1)
+    if has_second:
+        fig.update_yaxes(title_text="share / score", row=2, col=1)
     return _layout(fig, height=480 if has_second else 340)
 
 
 def snapshot_scatter(snapshot, title: str = "Embedding during clustering") -> go.Figure:
     """A live snapshot: cells (coloured by current cluster, opacity by confidence) and centroids."""
     fig = go.Figure()
+    colours = palette(int(snapshot.labels.max()) + 1)  # cluster j has the colour it gets in the result
     for j in np.unique(snapshot.labels):
         m = snapshot.labels == j
         fig.add_trace(_points(len(snapshot.coords))(x=snapshot.coords[m, 0], y=snapshot.coords[m, 1], mode="markers", name=f"cluster {j}",
-                                   marker=dict(size=4, color=PALETTE[j % len(PALETTE)], opacity=0.8)))
+                                   marker=dict(size=4, color=colours[j], opacity=0.8)))
     fig.add_trace(go.Scatter(x=snapshot.centroids[:, 0], y=snapshot.centroids[:, 1], mode="markers", name="centroids",
                              marker=dict(symbol="x", size=14, color="black", line=dict(width=2))))
     fig.update_xaxes(title="PC1 of the initial embedding")
@@ -84,10 +90,14 @@ def _subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, title: str = "", max_points: int = 200_000,
-                      hover: pd.Index | None = None, colorscale: str = "Viridis") -> go.Figure:
+                      hover: pd.Index | None = None, colorscale: str = "Viridis", colour_title: str = "",
+                      colours: dict[str, str] | None = None) -> go.Figure:
     """UMAP (or any 2-D) scatter coloured by a categorical or continuous value.
 
-    Each point's ``customdata`` is its row in ``coords``, so a lasso selection maps back to cells.
+    Categories are drawn in their order (:func:`scdeep_core.colours.categories`) with ``colours``
+    (category -> colour; scanpy's palette when not given); a continuous value gets a colour bar
+    titled ``colour_title``. Each point's ``customdata`` is its row in ``coords``, so a lasso
+    selection maps back to cells.
     """
     values = pd.Series(np.asarray(values)) if not isinstance(values, pd.Series) else values.reset_index(drop=True)
     idx = _subsample(len(coords), max_points)
@@ -97,14 +107,17 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
     fig = go.Figure()
     v = values.iloc[ok]
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or values.dtype == bool:
+        order = categories(values)
+        colours = colours or dict(zip(order, palette(len(order))))
         cats = v.astype(str)
-        for i, c in enumerate(sorted(cats.unique(), key=lambda s: (len(s), s))):
+        for c in order:
             m = (cats == c).to_numpy()
-            fig.add_trace(_points(len(x))(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
-                                       customdata=ok[m], marker=dict(size=4, color=PALETTE[i % len(PALETTE)])))
+            if m.any():
+                fig.add_trace(_points(len(x))(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
+                                           customdata=ok[m], marker=dict(size=4, color=colours.get(c, "grey"))))
     else:
         fig.add_trace(_points(len(x))(x=x, y=y, mode="markers", text=text, showlegend=False, customdata=ok,
-                                   marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=""))))
+                                   marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=colour_title))))
     fig.update_layout(dragmode="lasso")
     fig.update_xaxes(showticklabels=False, title="UMAP1")
     fig.update_yaxes(showticklabels=False, title="UMAP2")
@@ -122,10 +135,15 @@ def hvg_plot(means: np.ndarray, dispersions: np.ndarray, highly_variable: np.nda
     return _layout(fig, "highly variable genes", height=320)
 
 
-def confidence_by_cluster(clusters: pd.Series, confidence: np.ndarray, threshold: float) -> go.Figure:
-    """Box plots of confidence (max q) per cluster, with the low-confidence threshold."""
+def confidence_by_cluster(clusters: pd.Series, confidence: np.ndarray, threshold: float,
+                          colours: dict[str, str] | None = None) -> go.Figure:
+    """Box plots of confidence (max q) per cluster, in category order and with the UMAP's
+    ``colours``, and the low-confidence threshold."""
+    order = categories(clusters)
+    colours = colours or dict(zip(order, palette(len(order))))
     df = pd.DataFrame({"cluster": clusters.astype(str).to_numpy(), "confidence": confidence}).dropna()
-    fig = px.box(df, x="cluster", y="confidence", points=False, color="cluster", color_discrete_sequence=PALETTE)
+    fig = px.box(df, x="cluster", y="confidence", points=False, color="cluster", color_discrete_map=colours,
+                 category_orders={"cluster": order})
     fig.add_hline(y=threshold, line_dash="dot", line_color="red", annotation_text="low-confidence threshold")
     fig.update_layout(showlegend=False)
     return _layout(fig, "confidence per cluster", height=320)
@@ -135,18 +153,24 @@ def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
     """Cells per (label, cluster) as a heatmap with counts."""
     fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(r) for r in table.index],
                                colorscale="Blues", text=table.to_numpy(), texttemplate="%{text}"))
-    fig.update_xaxes(title="cluster")
-    fig.update_yaxes(title="label")
-    return _layout(fig, "labels vs clusters", height=max(300, 28 * len(table) + 120))
+    fig.update_xaxes(title="cluster", type="category", dtick=1)  # every row and column labelled
+    fig.update_yaxes(title="known label", type="category", dtick=1)
+    return _layout(fig, "cells per known label and cluster", height=max(300, 28 * len(table) + 120))
 
 
 def dot_plot(frac: pd.DataFrame, mean: pd.DataFrame) -> go.Figure:
     """Marker dot plot: size = fraction of cells expressing, colour = mean expression."""
     long = frac.stack().rename("fraction").to_frame().join(mean.stack().rename("mean")).reset_index()
     long.columns = ["cluster", "gene", "fraction", "mean"]
-    fig = px.scatter(long, x="gene", y="cluster", size="fraction", color="mean", color_continuous_scale="Reds", size_max=14)
-    fig.update_yaxes(type="category")
-    return _layout(fig, "marker genes", height=max(300, 30 * frac.shape[0] + 140))
+    long["expressing"] = long["fraction"].map("{:.0%}".format)
+    fig = px.scatter(long, x="gene", y="cluster", size="fraction", color="mean", color_continuous_scale="Reds",
+                     hover_data={"expressing": True, "fraction": False}, labels={"mean": "mean log expression"})
+    fig.update_traces(marker_sizeref=2.0 / 16**2, marker_sizemode="area")  # a full-size dot is 100 % of cells, whatever the data's max
+    fig.update_yaxes(type="category", dtick=1, title="cluster")
+    fig.update_xaxes(title="gene")
+    fig.update_layout(coloraxis_colorbar_title="mean log<br>expression")
+    return _layout(fig, "marker genes: dot size = share of the cluster's cells expressing the gene (full size = 100 %)",
+                   height=max(300, 30 * frac.shape[0] + 140))
 
 
 def confidence_trace(trace: pd.DataFrame) -> go.Figure:

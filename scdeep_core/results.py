@@ -4,7 +4,8 @@ Keys (``key`` defaults to the method name), following ``shared/notes/style.md``:
 ``obs[f"{key}_cluster"]`` (categorical), ``obs[f"{key}_confidence"]`` (max q),
 ``obs[f"{key}_entropy"]`` (entropy of q), ``obsm[f"X_{key}"]`` (embedding),
 ``obsm[f"{key}_q"]`` (soft assignments), ``obsm[f"X_{key}_umap"]`` (UMAP of the
-embedding, when computed) and ``uns[key]`` (config JSON, versions, scores, history).
+embedding, when computed), ``uns[f"{key}_cluster_colors"]`` (one colour per cluster, scanpy's
+convention) and ``uns[key]`` (config JSON, versions, scores, history).
 Cells the method could not use (all-zero) get NaN.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .colours import store_colours
 from .kselect import KSelection
 
 
@@ -121,6 +123,7 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
     codes = np.full(len(mask), -1)
     codes[mask] = result.labels
     adata.obs[f"{key}_cluster"] = pd.Categorical.from_codes(codes, categories=names)
+    store_colours(adata, f"{key}_cluster")  # scanpy's convention: every plot (and cellxgene) shows these
     adata.obs[f"{key}_confidence"] = _full(result.confidence, mask)
     adata.obs[f"{key}_entropy"] = _full(result.entropy, mask)
     adata.obsm[f"X_{key}"] = _full(result.embedding, mask)
@@ -207,8 +210,10 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
 
 
 def labels_table(adata: ad.AnnData, key: str) -> pd.DataFrame:
-    """Per-cell cluster, confidence, entropy and embedding columns (for CSV export)."""
-    df = adata.obs[[f"{key}_cluster", f"{key}_confidence", f"{key}_entropy"]].copy()
+    """Per-cell cluster, cell-type name (when the clusters were named), confidence, entropy and
+    embedding columns (for CSV export)."""
+    named = [f"{key}_annotation"] if f"{key}_annotation" in adata.obs else []
+    df = adata.obs[[f"{key}_cluster", *named, f"{key}_confidence", f"{key}_entropy"]].copy()
     emb = np.asarray(adata.obsm[f"X_{key}"])
     for j in range(emb.shape[1]):
         df[f"{key}_z{j}"] = emb[:, j]

@@ -94,8 +94,44 @@ def test_train_desc_then_explore_results():
     at.radio(key="colour_by").set_value("confidence (max q)").run()
     at.button(key="markers_btn").click().run()
     assert not at.exception and len(at.dataframe) >= 1
+    # one colour per cluster, stored the scanpy way and used by the UMAP and the box plot alike
+    colours = list(adata.uns["desc_cluster_colors"])
+    assert len(colours) == adata.obs["desc_cluster"].cat.categories.size
+
+    # name the clusters: the markers are the hint, then rename, merge and split
+    assert any("(" in o for o in at.selectbox(key="rename_group").options), "top marker genes shown next to each cluster"
+    first, second, third = list(adata.obs["desc_cluster"].cat.categories)[:3]
+    cells = (adata.obs["desc_cluster"] == first).to_numpy()
+    at.selectbox(key="rename_group").set_value(first)
+    at.text_input(key="rename_to").input("B cells")
+    at.button(key="rename_btn").click().run()
+    assert not at.exception and not at.error
+    assert (adata.obs["desc_annotation"][cells] == "B cells").all()
+    assert adata.uns["desc_annotation_colors"][0] == colours[0], "a renamed cluster keeps its colour"
+    assert at.radio(key="colour_by").value.startswith("cell type"), "the UMAP shows the names"
+    at.text_input(key="rename_to").input("B cells")
+    at.selectbox(key="rename_group").set_value(second)
+    at.button(key="rename_btn").click().run()
+    assert not at.exception and any("merge" in e.value for e in at.error), "a duplicate name is refused with a way out"
+    at.multiselect(key="merge_groups").set_value([second, third])
+    at.text_input(key="merge_to").input("T cells")
+    at.button(key="merge_btn").click().run()
+    assert not at.exception and not at.error and "T cells" in adata.obs["desc_annotation"].cat.categories
+    at.selectbox(key="split_group").set_value("T cells")
+    at.button(key="split_btn").click().run()
+    assert not at.exception and {"T cells.1", "T cells.2"} <= set(adata.obs["desc_annotation"].cat.categories)
+    assert (adata.obs["desc_cluster"][cells] == first).all(), "the run's own clusters are untouched"
+    from scdeep_core.results import labels_table
+
+    assert "desc_annotation" in labels_table(adata, "desc")
+
+    # another dataset: nothing derived from the first one survives (markers, names, the download)
     at.switch_page("pages/data.py").run()
     assert not at.exception
+    load_builtin(at, "simulated")
+    assert not [k for k in at.session_state if str(k).startswith("markers_")] and "_h5ad_download" not in at.session_state
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception and any("Train a model" in i.value for i in at.info)
 
 
 def test_stop_mid_run_keeps_page_usable():
