@@ -245,7 +245,14 @@ def load_table(load: dict) -> str:
         for page, st in [("all", {"first_paint": run["first_paint"], "complete": run["complete"]}), *run.get("by_page", {}).items()]:
             rows.append({"page": page, "server": when, **{f"first paint {k[:-2]}": v for k, v in st["first_paint"].items()},
                          **{f"complete {k[:-2]}": v for k, v in st["complete"].items()}})
-    return head + "\n\nSeconds:\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+    text = head + "\n\nSeconds:\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+    step = load.get("learn_step")
+    if step and "step" in step:
+        text += (f"\n\nThe Learn page answering, idle (bench/learn_step.py, timed inside the page from the press to the frame "
+                 f"that shows the three redrawn panels): a Step {step['step']['median_s']} s median "
+                 f"(90th percentile {step['step']['p90_s']} s, {step['step']['n']} presses), a move of the alpha slider "
+                 f"{step['slider']['median_s']} s median ({step['slider']['p90_s']} s, {step['slider']['n']} moves).")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         # ...and a browser's very first visits (scripts and fonts not loaded yet), nobody training.
         load["cold"] = checkpoint.run("load_cold", "bench.load", {"sessions": 0, "min_s": 10, "warm": False}, code="app")
         log(f"load, idle: {json.dumps(load['idle'])}; first visits: {json.dumps(load['cold'])}")
+        load["learn_step"] = checkpoint.run("learn_step", "bench.learn_step", {"steps": 15}, code="app")
+        log(f"Learn page answering: {json.dumps(load['learn_step'])}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
     write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, ", ".join(sorted(checkpoint.commits)) or git_commit(), args.resume)
