@@ -128,22 +128,22 @@ st.caption("Give clusters cell-type names, merge clusters that are one type, spl
            f"clusters stay as they are; the names go to the `{annotation_column(key)}` column of the h5ad download.")
 
 
-def edit(action: str) -> None:
+def edit(action: str, version: int) -> None:
     """Apply the annotation edit the user asked for (read from the widgets' state as the button
     is pressed); an impossible one (a duplicate name, too few cells) is shown, not raised."""
     column = start_annotation(adata, key)
+    w = lambda name: ss[f"{name}_{version}"]  # noqa: E731  (the widgets of the form as drawn)
     try:
         if action == "rename":
-            rename(adata, column, ss.rename_group, ss.rename_to)
+            rename(adata, column, w("rename_group"), w("rename_to"))
         elif action == "merge":
-            merge(adata, column, list(ss.merge_groups), ss.merge_to or None)
-            ss.merge_groups = []
+            merge(adata, column, list(w("merge_groups")), w("merge_to") or None)
         else:
-            split(adata, column, ss.split_group, f"X_{key}", int(ss.split_parts))
-        ss.annotation_edits = ss.get("annotation_edits", 0) + 1  # the h5ad download is rebuilt
+            split(adata, column, w("split_group"), f"X_{key}", int(w("split_parts")))
+        # New widget keys: the browser keeps a widget's value (a group that no longer exists)
+        # until the widget itself is new; this also rebuilds the h5ad download.
+        ss.annotation_edits = version + 1
         ss.colour_by = "cell type (your names)"
-        for widget in ("rename_group", "rename_to", "split_group"):  # their group may be gone
-            ss.pop(widget, None)
     except InputError as exc:
         ss.annotation_error = str(exc)
 
@@ -167,22 +167,23 @@ else:
 label = lambda g: f"{g}  ({hints[g]})" if g in hints else g  # noqa: E731
 if "annotation_error" in ss:
     st.error(ss.pop("annotation_error"), icon=":material/error:")
+version = ss.get("annotation_edits", 0)
 c1, c2, c3 = st.columns(3)
 with c1.container(border=True):
     st.markdown("**Rename**")
-    st.selectbox("group", groups, format_func=label, key="rename_group")
-    st.text_input("new name", placeholder="e.g. B cells", key="rename_to")
-    st.button("Rename", key="rename_btn", on_click=edit, args=("rename",))
+    st.selectbox("group", groups, format_func=label, key=f"rename_group_{version}")
+    st.text_input("new name", placeholder="e.g. B cells", key=f"rename_to_{version}")
+    st.button("Rename", key="rename_btn", on_click=edit, args=("rename", version))
 with c2.container(border=True):
     st.markdown("**Merge**")
-    st.multiselect("groups", groups, format_func=label, key="merge_groups")
-    st.text_input("name of the merged group", placeholder="default: the first group's name", key="merge_to")
-    st.button("Merge", key="merge_btn", on_click=edit, args=("merge",))
+    st.multiselect("groups", groups, format_func=label, key=f"merge_groups_{version}")
+    st.text_input("name of the merged group", placeholder="default: the first group's name", key=f"merge_to_{version}")
+    st.button("Merge", key="merge_btn", on_click=edit, args=("merge", version))
 with c3.container(border=True):
     st.markdown("**Split** (k-means on the embedding)")
-    st.selectbox("group", groups, format_func=label, key="split_group")
-    st.number_input("into how many parts", 2, 10, 2, key="split_parts")
-    st.button("Split", key="split_btn", on_click=edit, args=("split",))
+    st.selectbox("group", groups, format_func=label, key=f"split_group_{version}")
+    st.number_input("into how many parts", 2, 10, 2, key=f"split_parts_{version}")
+    st.button("Split", key="split_btn", on_click=edit, args=("split", version))
 counts = adata.obs[groups_column].value_counts().reindex(groups)
 st.markdown("**Groups now:** " + ", ".join(f"{g} ({n:,})" for g, n in counts.items()))
 if annotated:

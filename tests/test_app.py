@@ -99,25 +99,27 @@ def test_train_desc_then_explore_results():
     assert len(colours) == adata.obs["desc_cluster"].cat.categories.size
 
     # name the clusters: the markers are the hint, then rename, merge and split
-    assert any("(" in o for o in at.selectbox(key="rename_group").options), "top marker genes shown next to each cluster"
+    assert any("(" in o for o in at.selectbox(key="rename_group_0").options), "top marker genes shown next to each cluster"
     first, second, third = list(adata.obs["desc_cluster"].cat.categories)[:3]
     cells = (adata.obs["desc_cluster"] == first).to_numpy()
-    at.selectbox(key="rename_group").set_value(first)
-    at.text_input(key="rename_to").input("B cells")
+    form = lambda name: f"{name}_{at.session_state['annotation_edits'] if 'annotation_edits' in at.session_state else 0}"  # noqa: E731
+    at.selectbox(key=form("rename_group")).set_value(first)
+    at.text_input(key=form("rename_to")).input("B cells")
     at.button(key="rename_btn").click().run()
     assert not at.exception and not at.error
     assert (adata.obs["desc_annotation"][cells] == "B cells").all()
     assert adata.uns["desc_annotation_colors"][0] == colours[0], "a renamed cluster keeps its colour"
     assert at.radio(key="colour_by").value.startswith("cell type"), "the UMAP shows the names"
-    at.text_input(key="rename_to").input("B cells")
-    at.selectbox(key="rename_group").set_value(second)
+    assert at.text_input(key=form("rename_to")).value == "", "the form starts afresh after an edit"
+    at.text_input(key=form("rename_to")).input("B cells")
+    at.selectbox(key=form("rename_group")).set_value(second)
     at.button(key="rename_btn").click().run()
     assert not at.exception and any("merge" in e.value for e in at.error), "a duplicate name is refused with a way out"
-    at.multiselect(key="merge_groups").set_value([second, third])
-    at.text_input(key="merge_to").input("T cells")
+    at.multiselect(key=form("merge_groups")).set_value([second, third])
+    at.text_input(key=form("merge_to")).input("T cells")
     at.button(key="merge_btn").click().run()
     assert not at.exception and not at.error and "T cells" in adata.obs["desc_annotation"].cat.categories
-    at.selectbox(key="split_group").set_value("T cells")
+    at.selectbox(key=form("split_group")).set_value("T cells")
     at.button(key="split_btn").click().run()
     assert not at.exception and {"T cells.1", "T cells.2"} <= set(adata.obs["desc_annotation"].cat.categories)
     assert (adata.obs["desc_cluster"][cells] == first).all(), "the run's own clusters are untouched"

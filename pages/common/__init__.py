@@ -241,7 +241,7 @@ def job_status() -> None:
     else:
         view = job.snapshot()
         where = f"#{view.queue_position + 1} in the queue" if view.status == "queued" else view.phase
-        st.markdown(f"**{view.method.upper()}**: {view.status} ({where})")
+        st.markdown(f"**{view.method.upper()}**: {view.status}" + (f" ({where})" if where and where != view.status else ""))
         if view.status == "running":
             st.progress(view.progress)
         elif harvest(job):
