@@ -20,10 +20,12 @@ SOURCES = ["Built-in dataset", "Upload a file"] + (["Data folder on the server"]
 source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
 
 
-def load(loader, name: str, temp_name: str | None = None) -> None:
+def load(loader, name: str, recipe: str, temp_name: str | None = None) -> None:
+    """Read a dataset with ``loader`` and make it the session's; ``recipe`` is the Python line that
+    reads it again (the run's reproduce snippet starts with it)."""
     try:
         with st.spinner(f"Reading {name}..."):
-            set_dataset(loader(), name)
+            set_dataset(loader(), name, recipe)
     except InputError as exc:
         message = str(exc).replace(temp_name, name) if temp_name else str(exc)  # the user knows their file's name, not ours
         st.error(f"**Could not load {name}.** {message}", icon=":material/error:")
@@ -42,7 +44,8 @@ if source == "Built-in dataset":
             dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05), seed=int(c3.number_input("seed", 0, 10**6, 0)),
         )
     if st.button("Load dataset", type="primary", key="load_builtin"):
-        load(lambda: datasets.load_builtin(which, **params), which)
+        load(lambda: datasets.load_builtin(which, **params), which,
+             f"adata = sd.datasets.load_builtin({which!r}{''.join(f', {k}={v!r}' for k, v in params.items())})")
 elif source == "Upload a file":
     orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="orientation")
     up = st.file_uploader(
@@ -59,7 +62,8 @@ elif source == "Upload a file":
         with os.fdopen(fd, "wb") as fh:
             fh.write(up.getbuffer())
         try:
-            load(lambda: io.read_counts(tmp, orientation=orientation), up.name, temp_name=Path(tmp).name)
+            load(lambda: io.read_counts(tmp, orientation=orientation), up.name,
+                 f"adata = sd.io.read_counts({up.name!r}, orientation={orientation!r})  # the file you uploaded", temp_name=Path(tmp).name)
         finally:
             os.unlink(tmp)
         ss.uploaded_id = (up.file_id, orientation)
@@ -71,7 +75,8 @@ else:
         name = st.selectbox("File or 10x folder in the server's data folder", files, key="server_file")
         orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="server_orientation")
         if st.button("Load", key="load_path"):
-            load(lambda: io.read_counts(io.resolve_in_folder(DATA_DIR, name), orientation=orientation), Path(name).name)
+            load(lambda: io.read_counts(io.resolve_in_folder(DATA_DIR, name), orientation=orientation), Path(name).name,
+                 f"adata = sd.io.read_counts({name!r}, orientation={orientation!r})  # in the server's data folder")
 
 adata = ss.adata
 if adata is None:
@@ -126,7 +131,9 @@ if st.button("Apply filters", disabled=bool(keep.all()), key="apply_filters"):
     try:
         filtered, notes = pp.filter_cells_genes(adata, min_counts=min_counts, min_genes=min_genes, max_pct_mt=max_mt)
         label_key = ss.label_key
-        set_dataset(filtered, f"{ss.dataset_name} (filtered)")
+        recipe = (f"{ss.dataset_recipe}\nadata, _ = sd.pp.filter_cells_genes(adata, min_counts={min_counts!r}, "
+                  f"min_genes={min_genes!r}, max_pct_mt={max_mt!r})")
+        set_dataset(filtered, f"{ss.dataset_name} (filtered)", recipe)
         ss.label_key = label_key
         for n in notes:
             st.toast(n)

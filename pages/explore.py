@@ -231,7 +231,7 @@ c3.download_button("Soft assignments q (.csv)", q.to_csv(), file_name=f"{key}_q.
 c1.download_button("Loss history (.csv)", result.history.to_csv(index=False), file_name=f"{key}_history.csv", key="dl_hist")
 c2.download_button("Config + versions (.json)", json.dumps({"config": result.config, "versions": result.versions, "scores": result.scores}, indent=2),
                    file_name=f"{key}_config.json", key="dl_cfg")
-snippet = reproduce_snippet(result, label_key=ss.label_key)
+snippet = reproduce_snippet(result, ss.get("dataset_recipe") or f"adata = sd.io.read_counts({ss.dataset_name!r})", label_key=ss.label_key)
 c3.download_button("Python snippet (.py)", snippet, file_name=f"reproduce_{key}.py", key="dl_py")
 with st.expander("Reproduce this run in Python"):
     st.code(snippet, language="python")

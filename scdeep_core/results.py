@@ -10,6 +10,7 @@ Cells the method could not use (all-zero) get NaN.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -228,18 +229,40 @@ def load_run(folder: str | Path) -> tuple[ad.AnnData, ClusteringResult]:
     return adata, result_from_adata(adata, meta["key"])
 
 
-def reproduce_snippet(result: ClusteringResult, data_path: str = "counts.h5ad", label_key: str | None = None) -> str:
-    """A short Python script that reruns this configuration with ``scdeep_core``."""
+def label_fingerprint(labels: np.ndarray) -> str:
+    """SHA-256 of a labelling (one integer per cell): equal fingerprints, identical labels."""
+    return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
+def reproduce_snippet(result: ClusteringResult, load_code: str = "adata = sd.io.read_counts('counts.h5ad')",
+                      label_key: str | None = None) -> str:
+    """A Python script that reruns this configuration with ``scdeep_core`` and prints whether it
+    got the same labels.
+
+    ``load_code`` is Python that makes ``adata`` (with ``scdeep_core`` imported as ``sd``): how the
+    data was read, e.g. ``adata = sd.datasets.load_builtin('pbmc68k_reduced')``. The run's labels are
+    embedded so the script can compare (same config and seed give the same labels on CPU).
+    """
     from .config import CONFIG_CLASSES
 
     cls = CONFIG_CLASSES[result.method].__name__
     cfg = {k: v for k, v in result.config.items() if k != "method"}
+    labels = np.full(len(result.cell_mask), -1)
+    labels[result.cell_mask] = result.labels
     return (
-        "# Reproduces this run (same config + seed -> same labels on CPU)\n"
-        "import scdeep_core as sd\n\n"
-        f"adata = sd.io.read_counts({data_path!r})\n"
-        f"config = sd.{cls}.from_dict({json.dumps(cfg)})\n"
+        "# Reproduces this scDeep run (same config and seed -> same labels on CPU).\n"
+        "# Needs scdeep_core: pip install -r requirements.txt in a checkout of scDeep.\n"
+        "import hashlib\n\n"
+        "import numpy as np\n"
+        "import scdeep_core as sd\n"
+        "from scdeep_core import pp  # noqa: F401  (used when the data was filtered)\n\n"
+        f"{load_code}\n"
+        f"config = sd.{cls}.from_dict({cfg!r})\n"
         f"result = sd.fit(adata, {result.method!r}, config, label_key={label_key!r}, key_added={result.key!r})\n"
-        "print(result.summary())\n"
+        "print(result.summary())\n\n"
+        "# The original run's labels, as a fingerprint (cluster per cell, -1 for cells it could not use).\n"
+        "got = np.full(len(result.cell_mask), -1, dtype=np.int64)\n"
+        "got[result.cell_mask] = result.labels\n"
+        f"print('same labels as the original run:', hashlib.sha256(got.tobytes()).hexdigest() == {label_fingerprint(labels)!r})\n"
         f"# versions used: {json.dumps({k: result.versions.get(k) for k in ('scdeep_core', 'torch', 'scanpy')})}\n"
     )

@@ -126,6 +126,8 @@ def test_train_desc_then_explore_results():
     from scdeep_core.results import labels_table
 
     assert "desc_annotation" in labels_table(adata, "desc")
+    snippet = next(c.value for c in at.code if "sd.fit(" in c.value)
+    assert "adata = sd.datasets.load_builtin('pbmc68k_reduced')" in snippet, "the snippet rereads the data the run used"
 
     # another dataset: nothing derived from the first one survives (markers, names, the download)
     at.switch_page("pages/data.py").run()

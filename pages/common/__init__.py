@@ -89,8 +89,9 @@ class DatasetBusyError(RuntimeError):
     """The session's dataset cannot change while one of its runs trains."""
 
 
-def set_dataset(adata: ad.AnnData, name: str) -> None:
-    """Make ``adata`` the session's dataset (results of earlier runs are dropped).
+def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None:
+    """Make ``adata`` the session's dataset (results of earlier runs are dropped); ``recipe`` is
+    Python that makes ``adata`` again with ``scdeep_core as sd`` (for the reproduce snippet).
 
     Raises
     ------
@@ -103,6 +104,7 @@ def set_dataset(adata: ad.AnnData, name: str) -> None:
         raise DatasetBusyError(f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading other data.")
     registry().forget_ended(session_owner().id)  # their results belong to the data being replaced
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
+    ss.dataset_recipe = recipe or f"adata = sd.io.read_counts({name!r})"
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
     # Views derived from the old data go with it (QC, cached figures, the Learn page's gene).
