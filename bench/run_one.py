@@ -32,25 +32,19 @@ def leiden_with_k(pcs: np.ndarray, k: int, seed: int, n_neighbors: int = 15, ste
 
 
 def baseline(adata, label_key: str, k: int, variant: str, seed: int) -> dict:
-    import scanpy as sc
     from sklearn.cluster import KMeans
 
     from scdeep_core import metrics
     from scdeep_core.graph import leiden_on_embedding
+    from scdeep_core.standard import standard_pca
 
-    a = adata.copy()
-    sc.pp.normalize_total(a, target_sum=1e4)
-    sc.pp.log1p(a)
-    sc.pp.highly_variable_genes(a, n_top_genes=min(2000, a.n_vars - 1), flavor="seurat")
-    a = a[:, a.var["highly_variable"]].copy()
-    sc.pp.scale(a, max_value=10)
-    sc.tl.pca(a, n_comps=50, random_state=seed)
+    pcs = standard_pca(adata, seed=seed)  # the app's "standard pipeline" comparison uses the same path
     if variant == "kmeans_pca":
-        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(a.obsm["X_pca"])
+        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(pcs)
     elif variant == "leiden_k":
-        labels = leiden_with_k(a.obsm["X_pca"], k, seed)
+        labels = leiden_with_k(pcs, k, seed)
     else:  # scanpy's standard path: 15 neighbours, Leiden at resolution 1
-        labels = leiden_on_embedding(a.obsm["X_pca"], resolution=1.0, n_neighbors=15, seed=seed)
+        labels = leiden_on_embedding(pcs, resolution=1.0, n_neighbors=15, seed=seed)
     return metrics.scores(adata.obs[label_key], labels) | {"k_found": int(len(set(labels)))}, labels
 
 

@@ -13,6 +13,7 @@ from scdeep_core import figures, metrics
 from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
 from scdeep_core.colours import colour_map
 from scdeep_core.errors import InputError
+from scdeep_core.standard import compare, standard_clustering
 from scdeep_core.markers import dot_plot_tables, marker_genes
 from scdeep_core.results import labels_table, reproduce_snippet
 
@@ -106,6 +107,34 @@ if ss.label_key:
         c2.metric("NMI", f"{s['nmi']:.3f}")
         c3.metric("ACC", f"{s['acc']:.3f}")
         st.plotly_chart(figures.confusion_heatmap(metrics.confusion(truth, pred)), width="stretch")
+
+st.subheader("Against the standard scanpy pipeline")
+st.caption("Leiden (resolution 1, 15 neighbours) on 50 principal components of normalised, log-transformed, scaled "
+           "highly variable genes: where most analyses start. Both are drawn on this run's UMAP.")
+AUTO_STANDARD_CELLS = 20_000  # seconds below this; above, on request
+if "standard_labels" not in ss and (adata.n_obs <= AUTO_STANDARD_CELLS or st.button("Run the standard pipeline", key="standard_btn")):
+    with st.spinner("Running the standard pipeline (PCA, neighbours, Leiden)..."):
+        ss.standard_labels = standard_clustering(adata)  # dropped with the dataset
+if "standard_labels" in ss:
+    standard = pd.Series(pd.Categorical([f"L{i}" for i in ss.standard_labels], categories=[f"L{i}" for i in range(ss.standard_labels.max() + 1)]))
+    comparison = compare(adata.obs[f"{key}_cluster"], standard)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("agreement (ARI)", f"{comparison.ari:.3f}", help="1: the same partition of the cells; 0: no more alike than chance.")
+    c2.metric("standard clusters", f"{standard.cat.categories.size}")
+    c3.metric("cells placed alike", f"{comparison.agree.mean():.0%}",
+              help="Cells whose run cluster lies mostly in their own standard cluster.")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.embedding_scatter(coords, adata.obs[f"{key}_cluster"], title=f"{key} clusters",
+                                              colours=colour_map(adata, f"{key}_cluster")), width="stretch", key="std_run")
+    c2.plotly_chart(figures.embedding_scatter(coords, standard, title="standard pipeline (Leiden) clusters"), width="stretch", key="std_leiden")
+    if not comparison.agree.all():
+        disagree = pd.Series(pd.Categorical(np.where(comparison.agree, "placed alike", "placed differently"),
+                                            categories=["placed alike", "placed differently"]))
+        st.plotly_chart(figures.embedding_scatter(coords, disagree, title="where the two disagree",
+                                                  colours={"placed alike": "#d9d9d9", "placed differently": "#d62728"}),
+                        width="stretch", key="std_disagree")
+    for sentence in comparison.sentences(f"{key}", "standard"):
+        st.markdown(f"- {sentence}")
 
 st.subheader("Marker genes")
 n_markers = st.slider("genes per cluster", 1, 20, 5, key="n_markers")

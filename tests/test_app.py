@@ -89,8 +89,11 @@ def test_train_desc_then_explore_results():
     assert "desc_cluster" in adata.obs and "X_desc_umap" in adata.obsm
     at.switch_page("pages/explore.py").run()
     assert not at.exception
-    metrics = {m.label: float(m.value) for m in at.metric}
-    assert 0.2 < metrics["ARI"] <= 1 and 0 < metrics["ACC"] <= 1
+    metrics = {m.label: m.value for m in at.metric}
+    assert 0.2 < float(metrics["ARI"]) <= 1 and 0 < float(metrics["ACC"]) <= 1
+    # beside the run, the standard scanpy path on the same cells, computed without asking (700 cells)
+    assert -1 <= float(metrics["agreement (ARI)"]) <= 1 and int(metrics["standard clusters"]) >= 2
+    assert at.session_state["standard_labels"].shape == (700,)
     at.radio(key="colour_by").set_value("confidence (max q)").run()
     at.button(key="markers_btn").click().run()
     assert not at.exception and len(at.dataframe) >= 1
@@ -134,6 +137,7 @@ def test_train_desc_then_explore_results():
     assert not at.exception
     load_builtin(at, "simulated")
     assert not [k for k in at.session_state if str(k).startswith("markers_")] and "_h5ad_download" not in at.session_state
+    assert "standard_labels" not in at.session_state
     at.switch_page("pages/explore.py").run()
     assert not at.exception and any("Train a model" in i.value for i in at.info)
 

@@ -41,3 +41,9 @@ def test_static_figures_are_pngs_whose_pixels_follow_the_data():
     assert static_figures.qc_histograms(qc, show_mito=True, thresholds={"total_counts": 950}) != plain  # the threshold line
     keep = qc["total_counts"].to_numpy() > 1000
     assert static_figures.counts_vs_genes(qc, keep) != static_figures.counts_vs_genes(qc, ~keep)
+
+
+def test_confusion_matrix_lists_clusters_in_numeric_order():
+    table = pd.DataFrame([[1, 2, 3]], columns=["0", "10", "2"], index=["B cell"])
+    fig = figures.confusion_heatmap(table)
+    assert list(fig.data[0].x) == ["0", "2", "10"] and fig.data[0].z.tolist() == [[1, 3, 2]]

@@ -108,7 +108,7 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
     label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
     ss.label_key = label_like[0] if label_like else None
     # Views derived from the old data go with it (QC, cached figures, the Learn page's gene).
-    derived = ["qc", "figure_cache", "f_counts", "f_genes", "f_mt", "_h5ad_download", "annotation_edits", "colour_by",
+    derived = ["qc", "figure_cache", "f_counts", "f_genes", "f_mt", "_h5ad_download", "annotation_edits", "colour_by", "standard_labels",
                "learn_genes_of", "learn_genes", "learn_gene", "learn_mean", "learn_theta", "learn_pi", "learn_run"]
     derived += [key for key in ss if str(key).startswith("markers_")]  # per run key: "desc" again on new data is another run
     for key in derived:
