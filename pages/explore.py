@@ -15,7 +15,7 @@ from scdeep_core.colours import colour_map
 from scdeep_core.errors import InputError
 from scdeep_core.standard import compare, standard_clustering
 from scdeep_core.markers import dot_plot_tables, marker_genes
-from scdeep_core.results import labels_table, reproduce_snippet
+from scdeep_core.results import for_viewers, labels_table, reproduce_snippet
 
 require_app()
 ss = st.session_state
@@ -236,14 +236,14 @@ st.subheader("Downloads")
 def h5ad_bytes(adata) -> bytes:
     """The session's dataset with every run's keys as h5ad bytes, cached in this session only
     (a server-wide cache keyed by names handed one user's results to another)."""
-    token = (id(adata), tuple(ss.runs), tuple(adata.obs.columns), adata.n_obs, ss.get("annotation_edits", 0))
+    token = (id(adata), key, tuple(ss.runs), tuple(adata.obs.columns), adata.n_obs, ss.get("annotation_edits", 0))
     cached = ss.get("_h5ad_download")
     if cached is None or cached[0] != token:
         fd, path = tempfile.mkstemp(suffix=".h5ad")
         os.close(fd)
         try:
             with st.spinner("Writing h5ad..."):
-                adata.write_h5ad(path)
+                for_viewers(adata, key).write_h5ad(path)  # opens on this run's UMAP in cellxgene
             with open(path, "rb") as fh:
                 cached = (token, fh.read())
         finally:

@@ -154,6 +154,30 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
         adata.uns[key]["k_selection"] = result.k_selection.to_uns()
 
 
+def for_viewers(adata: ad.AnnData, key: str) -> ad.AnnData:
+    """``adata`` as it is downloaded: ready for the tools people open h5ad files in.
+
+    cellxgene opens on a layout named ``umap`` (else the first ``X_`` key by name, here the
+    16-D latent ``X_<key>``, drawing its first two dimensions): so the run's UMAP is also stored
+    as ``obsm["X_umap"]`` (unless the data has one already) and named in
+    ``uns["default_embedding"]``. The count matrix is stored column-compressed (CSC), which
+    cellxgene reads without a conversion warning. Arrays are shared with ``adata``, not copied
+    (only the CSC matrix is new).
+    """
+    import scipy.sparse as sp
+
+    obsm = dict(adata.obsm)
+    umap_key = f"X_{key}_umap"
+    default = umap_key if umap_key in obsm else f"X_{key}"
+    if umap_key in obsm and "X_umap" not in obsm:
+        obsm["X_umap"] = obsm[umap_key]
+        default = "X_umap"
+    x = adata.X.tocsc() if sp.issparse(adata.X) and adata.X.format != "csc" else adata.X
+    out = ad.AnnData(X=x, obs=adata.obs, var=adata.var, obsm=obsm, uns={**adata.uns, "default_embedding": default},
+                     layers=dict(adata.layers), varm=dict(adata.varm), obsp=dict(adata.obsp))
+    return out
+
+
 def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
     """Rebuild a :class:`ClusteringResult` from the keys written by :func:`write_to_adata`."""
     if key not in adata.uns or f"{key}_q" not in adata.obsm:

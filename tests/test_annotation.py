@@ -71,3 +71,28 @@ def test_split_makes_parts_by_size_from_the_embedding(annotated):
     assert len(adata.uns["run_annotation_colors"]) == 5 and len(set(adata.uns["run_annotation_colors"])) == 5
     with pytest.raises(InputError, match="too few"):
         annotation.split(adata, column, "0.2", "X_run", n_parts=10_000)
+
+
+def test_download_opens_on_the_umap_with_names_and_colours(annotated, tmp_path):
+    """What cellxgene and scanpy read from the downloaded h5ad: a layout named umap (cellxgene
+    opens on it), the default embedding named, categorical clusters and names with their colours."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from scdeep_core.results import for_viewers
+
+    adata, column = annotated
+    annotation.rename(adata, column, "1", "NK cells")
+    adata.obsm["X_run_umap"] = np.random.default_rng(0).normal(size=(adata.n_obs, 2)).astype(np.float32)
+    adata.X = sp.csr_matrix(adata.X)
+    path = tmp_path / "export.h5ad"
+    for_viewers(adata, "run").write_h5ad(path)
+    back = ad.read_h5ad(path)
+    assert back.uns["default_embedding"] == "X_umap"
+    np.testing.assert_array_equal(back.obsm["X_umap"], adata.obsm["X_run_umap"])
+    assert sp.issparse(back.X) and back.X.format == "csc"
+    for col in ("run_cluster", "run_annotation"):
+        assert isinstance(back.obs[col].dtype, pd.CategoricalDtype)
+        assert len(back.uns[f"{col}_colors"]) == back.obs[col].cat.categories.size
+    assert "NK cells" in back.obs["run_annotation"].cat.categories
+    assert "X_umap" not in adata.obsm and adata.X.format == "csr", "the session's own data is left as it was"
