@@ -78,7 +78,10 @@ def test_upload_train_explore_download(server, tmp_path):
         page.get_by_text("Upload a file").click()
         page.locator('input[type="file"]').set_input_files(str(data))
         expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
-        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        # QC figures are images (cheap for the browser), loaded and decoded
+        qc = page.get_by_role("img", name="histograms of total counts, genes detected and % mitochondrial counts per cell")
+        expect(qc).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('img')].some(i => i.alt.startsWith('histograms') && i.complete && i.naturalWidth > 0)")
         page.screenshot(path=ARTIFACTS / "1_data.png", full_page=True)
 
         page.get_by_role("link", name="Train").click()
