@@ -10,6 +10,7 @@ import streamlit as st
 from pages.common import DatasetBusyError, end_page, require_app, session_figure, set_dataset
 from scdeep_core import datasets, figures, io, pp, static_figures
 from scdeep_core.errors import InputError
+from scdeep_core.results import result_columns
 
 require_app()
 ss = st.session_state
@@ -17,7 +18,8 @@ st.title("Data")
 # Reading server files is off unless the operator names one folder (never the whole file system).
 DATA_DIR = os.environ.get("SCDEEP_DATA_DIR")
 SOURCES = ["Built-in dataset", "Upload a file"] + (["Data folder on the server"] if DATA_DIR else [])
-source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
+loaded_now = st.empty()  # filled once this run's loading is done: the loaders show what *could* be loaded
+source = st.radio("Load other data from", SOURCES, horizontal=True, key="data_source")
 
 
 def load(loader, name: str, recipe: str, temp_name: str | None = None) -> None:
@@ -79,6 +81,8 @@ else:
                  f"adata = sd.io.read_counts({name!r}, orientation={orientation!r})  # in the server's data folder")
 
 adata = ss.adata
+if adata is not None:
+    loaded_now.markdown(f"Loaded now: **{ss.dataset_name}** ({adata.n_obs:,} cells x {adata.n_vars:,} genes)")
 if adata is None:
     st.info("Load a dataset to see its summary and quality control.")
     end_page()
@@ -97,7 +101,9 @@ if not info.get("integer", True):
     st.warning("Values are not integer counts: DESC can use them; scDCC needs raw counts.")
 
 obs = adata.obs
-candidates = [c for c in obs.columns if 1 < obs[c].nunique() <= min(200, adata.n_obs // 2) and not pd.api.types.is_float_dtype(obs[c])]
+ours = result_columns(adata)  # clusters of earlier runs are not labels
+candidates = [c for c in obs.columns if c not in ours and 1 < obs[c].nunique() <= min(200, adata.n_obs // 2)
+              and not pd.api.types.is_float_dtype(obs[c])]
 batchy = [c for c in candidates if any(w in c.lower() for w in ("batch", "sample", "donor", "plate"))]
 if candidates:
     st.markdown("**Columns that look like labels:** " + ", ".join(f"`{c}` ({obs[c].nunique()})" for c in candidates if c not in batchy))

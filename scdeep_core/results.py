@@ -154,6 +154,13 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
         adata.uns[key]["k_selection"] = result.k_selection.to_uns()
 
 
+def result_columns(adata: ad.AnnData) -> set[str]:
+    """The obs columns that scDeep runs wrote (clusters, names, confidence, entropy): not the
+    data's own labels, even in a file exported from the app and loaded again."""
+    keys = [k for k, v in adata.uns.items() if isinstance(v, dict) and "config_json" in v and "method" in v]
+    return {f"{k}_{suffix}" for k in keys for suffix in ("cluster", "annotation", "confidence", "entropy")} & set(adata.obs.columns)
+
+
 def for_viewers(adata: ad.AnnData, key: str) -> ad.AnnData:
     """``adata`` as it is downloaded: ready for the tools people open h5ad files in.
 

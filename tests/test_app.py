@@ -41,6 +41,7 @@ def test_data_page_builtin_pbmc_summary_and_qc():
     assert metrics["cells"] == "700" and metrics["genes"] == "765" and metrics["integer counts"] == "yes"
     assert at.session_state["label_key"] == "bulk_labels"
     assert any("700 of 700 cells" in m.value for m in at.markdown)
+    assert any(m.value.startswith("Loaded now: **pbmc68k_reduced**") for m in at.markdown)
     genes = at.slider(key="f_genes")
     genes.set_value(genes.max).run()  # the median: about half the cells fail
     remaining = [m.value for m in at.markdown if "cells** pass" in m.value][0]
@@ -135,6 +136,8 @@ def test_train_desc_then_explore_results():
     # another dataset: nothing derived from the first one survives (markers, names, the download)
     at.switch_page("pages/data.py").run()
     assert not at.exception
+    offered = next(m.value for m in at.markdown if m.value.startswith("**Columns that look like labels:**"))
+    assert "bulk_labels" in offered and "desc_cluster" not in offered and "desc_annotation" not in offered
     load_builtin(at, "simulated")
     assert not [k for k in at.session_state if str(k).startswith("markers_")] and "_h5ad_download" not in at.session_state
     assert "standard_labels" not in at.session_state
