@@ -190,3 +190,13 @@ def test_no_held_out_labelled_cells_gives_no_score(small_sim):
     empty.obs["none"] = pd.Series([None] * empty.n_obs, index=empty.obs_names, dtype=object)
     res = sd.fit(empty, "desc", sd.DESCConfig(n_clusters=3, **FAST), label_key="none")
     assert res.scores == {} and "ARI" not in res.summary()
+
+
+def test_default_desc_on_the_builtin_pbmc_shows_the_clustering_stage():
+    """The app's first demo (built-in PBMC, default settings) must show clustering at work: several
+    clustering epochs with delta_label, not a stop after one (which left the teaching views empty)."""
+    adata = sd.datasets.load_builtin("pbmc68k_reduced")
+    result = sd.fit(adata, "desc", label_key="bulk_labels")
+    cluster = result.history[result.history["phase"] == "cluster"]
+    assert len(cluster) >= 3 and cluster["delta_label"].notna().sum() >= 3
+    assert result.timings["cluster_epochs"] >= 3
