@@ -7,13 +7,9 @@ alpha slider with the keyboard (the panels redraw for the new alpha). Prints one
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
-
 import numpy as np
 
-from bench.load import ARGS, CHROMIUM, SCRIPT_DONE, open_page, serve
+from bench.load import ARGS, CHROMIUM, SCRIPT_DONE, browser_main, open_page, serve
 
 # The src of the three toy panels (alt texts start "q:", "p:" and "pull"); "?loading" until decoded.
 PANELS = ("() => [...document.querySelectorAll('img')].filter(i => /^(q:|p:|pull)/.test(i.alt))"
@@ -68,13 +64,5 @@ def measure(steps: int = 15, slider_moves: int = 8) -> dict:
     return {"step": stats(step_s), "slider": stats(slider_s)}
 
 
-def main() -> None:
-    payload = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-    if not os.path.exists(CHROMIUM):
-        print(json.dumps({"skipped": "no /usr/bin/chromium"}))
-        return
-    print(json.dumps(measure(**payload)))
-
-
 if __name__ == "__main__":
-    main()
+    browser_main(measure)

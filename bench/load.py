@@ -163,13 +163,15 @@ def measure(sessions: int = 5, repeats: int = 3, **kwargs) -> dict:
             "samples": samples}
 
 
-def main() -> None:
+def browser_main(measure_fn) -> None:
+    """Run ``measure_fn(**payload)`` (payload: the JSON in argv[1]) and print its JSON, or say it
+    was skipped where there is no Chromium."""
     payload = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     if not os.path.exists(CHROMIUM):
         print(json.dumps({"skipped": "no /usr/bin/chromium"}))
         return
-    print(json.dumps(measure(**payload)))
+    print(json.dumps(measure_fn(**payload)))
 
 
 if __name__ == "__main__":
-    main()
+    browser_main(measure)
