@@ -95,13 +95,13 @@ def split(adata: ad.AnnData, column: str, group: str, embedding_key: str, n_part
         raise InputError("Split into at least two parts.")
     if cells.sum() < 2 * n_parts:
         raise InputError(f"{group!r} has {int(cells.sum())} cells: too few to split into {n_parts}.")
+    names = [f"{group}.{i + 1}" for i in range(n_parts)]
+    taken = [n for n in names if n in adata.obs[column].cat.categories]
+    if taken:  # checked before the k-means, not after it
+        raise InputError(f"{', '.join(map(repr, taken))} already exist: rename them first.")
     embedding = np.asarray(adata.obsm[embedding_key])[cells]
     parts = KMeans(n_clusters=n_parts, n_init=10, random_state=seed).fit_predict(embedding)
     by_size = np.argsort(-np.bincount(parts, minlength=n_parts), kind="stable")
-    names = [f"{group}.{i + 1}" for i in range(n_parts)]
-    taken = [n for n in names if n in adata.obs[column].cat.categories]
-    if taken:
-        raise InputError(f"{', '.join(map(repr, taken))} already exist: rename them first.")
     rank = np.empty(n_parts, int)
     rank[by_size] = np.arange(n_parts)
     colours = colour_map(adata, column)

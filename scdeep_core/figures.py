@@ -151,7 +151,8 @@ def confidence_by_cluster(clusters: pd.Series, confidence: np.ndarray, threshold
 
 def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
     """Cells per (label, cluster) as a heatmap with counts; clusters in numeric order (2 before 10)."""
-    table = table[[c for c in categories(pd.Series(table.columns.astype(str))) for c0 in table.columns if str(c0) == c]]
+    table = table.set_axis(table.columns.astype(str), axis=1)
+    table = table[categories(pd.Series(table.columns))]
     fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(r) for r in table.index],
                                colorscale="Blues", text=table.to_numpy(), texttemplate="%{text}"))
     fig.update_xaxes(title="cluster", type="category", dtick=1)  # every row and column labelled
