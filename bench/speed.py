@@ -37,6 +37,7 @@ def measure(path: str, k: int, epochs: int = 5) -> dict:
     from scdeep_core.api import centroids_of, initial_clusters
     from scdeep_core.methods import DESCHooks, SCDCCHooks
     from scdeep_core.pp import prepare
+    from scdeep_core.progress import RunPlan
     from scdeep_core.train import Monitor, SnapshotMaker, cluster_stage, embed, pretrain
 
     adata = ad.read_h5ad(path) if not path.startswith("builtin:") else sd.datasets.load_builtin(path.split(":", 1)[1])
@@ -48,14 +49,13 @@ def measure(path: str, k: int, epochs: int = 5) -> dict:
         hooks = DESCHooks(cfg) if method == "desc" else SCDCCHooks(cfg, data)
         model = hooks.build_model(data.n_genes)
         rng = np.random.default_rng(0)
-        mon = Monitor(total_epochs=2 * epochs + 1)
+        mon = Monitor(plan=RunPlan(method, data.n_cells, epochs + 1, epochs))
         pretrain(model, data, hooks, cfg, mon, rng, epochs + 1)
-        pre = float(np.median(mon.epoch_times[1:]))
+        pre = float(np.median(mon.time_left.pretrain_times[1:]))
         z = embed(model, data)
         model.set_centroids(torch.from_numpy(centroids_of(z, initial_clusters(z, cfg))))
-        mon.epoch_times.clear()
         cluster_stage(model, data, hooks, cfg, mon, rng, SnapshotMaker(z, cfg.snapshot_cells, 0))
-        clu = float(np.median(mon.epoch_times))
+        clu = float(np.median(mon.time_left.cluster_times))
         x = torch.from_numpy(data.scaled_input(slice(None)))
         torch.manual_seed(0)
         floor = floor_epoch_seconds(hooks.build_model(data.n_genes), x, cfg.batch_size)

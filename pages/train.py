@@ -6,7 +6,7 @@ import tempfile
 import streamlit as st
 
 from pages.common import current_job, end_page, harvest, k_selection_of, k_selection_panel, next_key, registry, require_app, session_owner, submit
-from scdeep_core import figures
+from scdeep_core import figures, progress
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
 from scdeep_core.jobs import BusyError, TrainingJob
 
@@ -194,8 +194,9 @@ def live() -> None:
         return
     if view.status == "cancelled":
         st.caption("The queued run was cancelled before it started.")
-    eta = f" - at most {view.eta:.0f} s left" if view.eta else ""
-    st.progress(view.progress, text=f"{view.method.upper()} - {view.phase} - {view.elapsed:.0f} s elapsed{eta}")
+    st.progress(view.progress, text=progress.describe(view.method, view.phase, view.elapsed, view.eta, view.eta_max))
+    if view.status == "running":
+        st.caption(progress.steps(view.phase, job.umap))
     if view.error:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
     tol = job.config.tol

@@ -22,6 +22,7 @@ from .graph import leiden_on_embedding
 from .kselect import KSelection, choose_k
 from .methods import DESCHooks, SCDCCHooks
 from .pp import PreparedData, prepare
+from .progress import RunPlan
 from .results import ClusteringResult, write_to_adata
 from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
 from .train import pretrain as train_autoencoder
@@ -131,7 +132,8 @@ def pretrain(
     label_key: str | None = None,
     callbacks: Sequence[Callback] = (),
     stop_token: StopToken | None = None,
-    _monitor_epochs: int | None = None,
+    _monitor: Monitor | None = None,
+    _stages: int = 1,
 ) -> Pretrained:
     """Prepare the data and pretrain the autoencoder of ``method`` (no clustering yet).
 
@@ -142,6 +144,8 @@ def pretrain(
     cfg = _resolve_config(method, config)
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
+    monitor = _monitor or Monitor(callbacks, stop_token)
+    monitor.emit(TrainingEvent("prepare", 0, 0, message="Preparing the data: normalising, selecting genes, scaling..."))
     data = prepare(adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
     _check_k(cfg, data.n_cells, " left after dropping all-zero cells")
     truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
@@ -160,8 +164,8 @@ def pretrain(
         torch.manual_seed(cfg.seed)
         hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
         model = hooks.build_model(data.n_genes)
-    total = n_pretrain + (cfg.max_cluster_epochs if _monitor_epochs is None else _monitor_epochs)
-    monitor = Monitor(callbacks, stop_token, truth, eval_mask, total_epochs=total)
+    monitor.truth, monitor.eval_mask = truth, eval_mask
+    monitor.set_plan(_run_plan(cfg, data.n_cells, n_pretrain, _stages))
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
     return Pretrained(cfg.method, cfg, data, hooks, model, embed(model, data), truth, eval_mask, notes,
                       time.perf_counter() - t_start, list(monitor.history), stopped=monitor.stop_requested)
@@ -211,8 +215,12 @@ def recluster(
     _check_k(cfg, pretrained.n_cells, " used for training")
     if adata.n_obs != len(pretrained.data.cell_mask):
         raise InputError(f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}.")
-    monitor = _monitor or Monitor(callbacks, stop_token, pretrained.truth, pretrained.eval_mask, total_epochs=cfg.max_cluster_epochs)
-    monitor.history = list(pretrained.history)
+    if _monitor is None:
+        monitor = Monitor(callbacks, stop_token, pretrained.truth, pretrained.eval_mask, _run_plan(cfg, pretrained.n_cells, 0))
+        monitor.time_left.pretrain_times = epoch_seconds(pretrained.history)  # to predict a clustering epoch
+    else:
+        monitor = _monitor
+    monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
     model = copy.deepcopy(pretrained.model)
     z = pretrained.z
     init_labels, selection = _initialise(pretrained, cfg, monitor)
@@ -310,17 +318,23 @@ def fit(
         ``result.pretrained`` keeps the pretrained model for :func:`recluster`.
     """
     cfg = _resolve_config(method, config)
-    pre = pretrain(adata, method, cfg, label_key=label_key, callbacks=callbacks, stop_token=stop_token)
-    result = recluster(adata, pre, cfg, key_added=key_added, _monitor=_continued_monitor(pre, callbacks, stop_token, cfg.max_cluster_epochs))
+    monitor = Monitor(callbacks, stop_token)  # one monitor for both stages: one clock, one history, one estimate
+    pre = pretrain(adata, method, cfg, label_key=label_key, _monitor=monitor)
+    result = recluster(adata, pre, cfg, key_added=key_added, _monitor=monitor)
     result.pretrained = pre
     return result
 
 
-def _continued_monitor(pre: Pretrained, callbacks, stop_token, cluster_epochs: int) -> Monitor:
-    """A monitor that continues the pretraining's epoch count (continuous progress and time left)."""
-    monitor = Monitor(callbacks, stop_token, pre.truth, pre.eval_mask, total_epochs=len(pre.history) + cluster_epochs)
-    monitor.epochs_done = len(pre.history)
-    return monitor
+def _run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 1) -> RunPlan:
+    """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`)."""
+    return RunPlan(method=cfg.method, n_cells=n_cells, pretrain_epochs=pretrain_epochs, cluster_cap=cfg.max_cluster_epochs,
+                   min_cluster_epochs=cfg.min_cluster_epochs, tol=cfg.tol, auto_k=cfg.n_clusters == "auto", stages=stages)
+
+
+def epoch_seconds(history: list[dict]) -> list[float]:
+    """Durations of the epochs in a history (differences of their ``elapsed``)."""
+    elapsed = [row["elapsed"] for row in history if row.get("phase") == "pretrain"]
+    return [b - a for a, b in zip(elapsed, elapsed[1:]) if b > a]
 
 
 def fit_resolutions(
@@ -348,9 +362,8 @@ def fit_resolutions(
         raise ConfigError("Give at least one resolution.")
     cfg = _resolve_config(method, config)
     cfg = dataclasses.replace(cfg, n_clusters=None)
-    pre = pretrain(adata, method, cfg, label_key=label_key, callbacks=callbacks, stop_token=stop_token,
-                   _monitor_epochs=cfg.max_cluster_epochs * len(resolutions))
-    monitor = _continued_monitor(pre, callbacks, stop_token, cfg.max_cluster_epochs * len(resolutions))
+    monitor = Monitor(callbacks, stop_token)
+    pre = pretrain(adata, method, cfg, label_key=label_key, _monitor=monitor, _stages=len(resolutions))
     results = {}
     for res in resolutions:
         cfg_r = dataclasses.replace(cfg, resolution=float(res))

@@ -96,7 +96,7 @@ def _config_from_args(args: argparse.Namespace):
 
 
 class _Progress:
-    """A tqdm bar over epochs (pretraining + clustering upper bound)."""
+    """A tqdm bar of the run's progress by time (see :mod:`scdeep_core.progress`)."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -116,8 +116,8 @@ class _Progress:
             post.append(f"delta={event.delta_label:.4f}")
         if event.ari is not None:
             post.append(f"ARI={event.ari:.3f}")
-        if event.eta:
-            post.append(f"left<={event.eta:.0f}s")
+        if event.eta is not None and event.phase not in ("done", "stopped"):
+            post.append(f"~{event.eta:.0f}s left")
         self.bar.set_postfix_str(" ".join(post), refresh=True)
         if event.phase in ("done", "stopped"):
             self.bar.close()

@@ -27,8 +27,11 @@ class EmbeddingSnapshot:
 class TrainingEvent:
     """One progress record, emitted at the end of every epoch (and at phase changes).
 
-    ``phase`` is ``"pretrain"``, ``"init"`` (clusters initialised), ``"cluster"``,
-    ``"done"`` or ``"stopped"``. ``losses`` maps each loss term to its epoch mean.
+    ``phase`` is ``"prepare"`` (normalising, selecting genes), ``"pretrain"``, ``"init"``
+    (clusters initialised), ``"cluster"``, ``"done"`` or ``"stopped"``. ``losses`` maps each
+    loss term to its epoch mean. ``eta`` is the expected time left in seconds, ``eta_max``
+    the time left if every phase runs to its cap, ``progress`` the share of the run done by
+    time (see :mod:`scdeep_core.progress`).
     """
 
     phase: str
@@ -41,6 +44,7 @@ class TrainingEvent:
     n_clusters: int | None = None
     elapsed: float = 0.0
     eta: float | None = None
+    eta_max: float | None = None
     progress: float = 0.0
     snapshot: EmbeddingSnapshot | None = None
     message: str = ""

@@ -20,7 +20,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from . import worker
+from . import progress, worker
 from .config import BaseConfig
 from .events import EmbeddingSnapshot, TrainingEvent
 from .results import ClusteringResult, write_to_adata
@@ -38,8 +38,8 @@ class JobView:
     method: str
     key: str
     phase: str
-    progress: float
-    eta: float | None
+    progress: float  # share of the run done, by time; never decreases
+    eta: float | None  # expected seconds left (training and UMAP), None until the first epoch is timed
     elapsed: float
     history: pd.DataFrame
     last_event: TrainingEvent | None
@@ -50,6 +50,7 @@ class JobView:
     confidence_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
     queue_position: int | None = None  # runs ahead of this one while it is queued
     expected_start_s: float | None = None
+    eta_max: float | None = None  # seconds left if the clustering stage runs to its cap
 
 
 class TrainingJob:
@@ -83,6 +84,7 @@ class TrainingJob:
         self.label_key = label_key
         self.umap = umap
         self.adata = adata.copy()
+        self.n_cells = adata.n_obs
         self.pretrained = pretrained
         self.stop_token = worker.ProcessStopToken()  # seen by the training process too
         self.stop_grace_s = stop_grace_s
@@ -101,6 +103,8 @@ class TrainingJob:
         self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name=f"scdeep-{self.job_id}", daemon=True)
         self.queued_at = time.perf_counter()
+        self._umap_started: float | None = None
+        self._fraction = 0.0
         self.queue_position: int | None = None
         self.expected_start_s: float | None = None
         self.on_end: Callable[[TrainingJob], None] | None = None  # set by the registry: start the next queued run
@@ -233,6 +237,8 @@ class TrainingJob:
         if kind == "phase":
             with self._lock:
                 self.phase, self.message = message[1], message[2]
+                if self.phase == "umap":
+                    self._umap_started = time.perf_counter()
             return False
         if kind == "outcome":
             outcome: worker.JobOutcome = message[1]
@@ -252,14 +258,34 @@ class TrainingJob:
             self.status, self.error = "failed", message[1]
         return True
 
+    def _time_left(self, now: float) -> tuple[float | None, float | None]:
+        """Expected and worst-case seconds left: the training's own estimate plus the UMAP."""
+        if self.status != "running":
+            return (0.0, 0.0) if self.status in ("done", "stopped") else (None, None)
+        umap_s = progress.umap_seconds(self.n_cells) if self.umap else 0.0
+        if self._umap_started is not None:
+            left = progress.phase_remaining(umap_s, now - self._umap_started)
+            return left, left
+        last = self._last
+        if last is None or last.eta is None:
+            return None, None
+        return last.eta + umap_s, (last.eta_max if last.eta_max is not None else last.eta) + umap_s
+
     def snapshot(self) -> JobView:
         """Thread-safe copy of everything a page draws."""
         with self._lock:
             last = self._last
+            now = time.perf_counter()
+            elapsed = now - self.started
+            eta, eta_max = self._time_left(now)
+            if self.status in ("done", "stopped"):
+                self._fraction = 1.0
+            elif eta is not None and elapsed > 0:  # by time, and never backwards
+                self._fraction = max(self._fraction, min(elapsed / (elapsed + eta), 0.99))
             return JobView(
                 job_id=self.job_id, status=self.status, method=self.method, key=self.key, phase=self.phase,
-                progress=last.progress if last else 0.0, eta=last.eta if last else None,
-                elapsed=time.perf_counter() - self.started, history=pd.DataFrame(self._rows), last_event=last,
+                progress=self._fraction, eta=eta, eta_max=eta_max,
+                elapsed=elapsed, history=pd.DataFrame(self._rows), last_event=last,
                 snapshots=list(self._snapshots), message=self.message, error=self.error, result=self.result,
                 confidence_trace=pd.DataFrame(self._confidence), queue_position=self.queue_position,
                 expected_start_s=self.expected_start_s,

@@ -10,7 +10,7 @@ and reports every epoch to the :class:`Monitor`, which turns progress into
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from . import metrics
 from .events import Callback, EmbeddingSnapshot, StopToken, TrainingEvent
 from .losses import soft_assignment, target_distribution
 from .pp import PreparedData
+from .progress import RunPlan, TimeLeft
 
 
 @dataclass
@@ -86,8 +87,9 @@ class Monitor:
         Known labels of the prepared cells (for ARI/NMI during training), or ``None``.
     eval_mask
         Cells to score (e.g. the cells not used for constraints).
-    total_epochs
-        Upper bound on epochs of both phases (for progress and time left).
+    plan
+        What the run will do, for the time left and the progress fraction
+        (:class:`~scdeep_core.progress.TimeLeft`); without it events carry no estimate.
     """
 
     def __init__(
@@ -96,18 +98,20 @@ class Monitor:
         stop_token: StopToken | None = None,
         truth: np.ndarray | None = None,
         eval_mask: np.ndarray | None = None,
-        total_epochs: int = 1,
+        plan: RunPlan | None = None,
     ) -> None:
         self.callbacks = list(callbacks)
         self.stop_token = stop_token
         self.truth = truth
         self.eval_mask = eval_mask
-        self.total_epochs = max(total_epochs, 1)
-        self.epochs_done = 0
+        self.time_left = TimeLeft(plan) if plan is not None else None
         self.start = time.perf_counter()
-        self.epoch_times: list[float] = []
         self.history: list[dict] = []
         self.last_scores: dict[str, float] = {}
+
+    def set_plan(self, plan: RunPlan) -> None:
+        """Set what the run will do (once the data is prepared and the epoch budget known)."""
+        self.time_left = TimeLeft(plan)
 
     @property
     def stop_requested(self) -> bool:
@@ -125,16 +129,16 @@ class Monitor:
 
     def emit(self, event: TrainingEvent, epoch_seconds: float | None = None) -> None:
         """Fill in timing fields, record the event in the history and send it out."""
-        if epoch_seconds is not None:
-            self.epochs_done += 1
-            self.epoch_times.append(epoch_seconds)
-        event.elapsed = time.perf_counter() - self.start
-        event.progress = min(self.epochs_done / self.total_epochs, 1.0)
-        if self.epoch_times and event.phase not in ("done", "stopped"):
-            recent = np.mean(self.epoch_times[-10:])
-            event.eta = float(recent * max(self.total_epochs - self.epochs_done, 0))
+        now = time.perf_counter() - self.start
+        event.elapsed = now
+        if self.time_left is not None:
+            tl = self.time_left
+            tl.phase(event.phase, now)
+            if epoch_seconds is not None:
+                tl.epoch(event.phase, epoch_seconds, event.delta_label)
+            event.eta, event.eta_max, event.progress = tl.seconds_left(now), tl.at_most(now), tl.fraction(now)
         elif event.phase in ("done", "stopped"):
-            event.eta, event.progress = 0.0, 1.0
+            event.eta, event.eta_max, event.progress = 0.0, 0.0, 1.0
         if event.phase in ("pretrain", "cluster"):
             self.history.append(event.as_row())
         for cb in self.callbacks:
@@ -200,7 +204,6 @@ def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.ran
         else:
             waited += 1
         if cfg.pretrain_patience and waited >= cfg.pretrain_patience:
-            monitor.total_epochs -= n_epochs - epoch - 1
             return
 
 

@@ -227,8 +227,147 @@ def test_reloaded_page_reattaches_to_its_run(server):
         page.get_by_role("button", name="Load dataset").click()
         expect(page.get_by_text("700 cells").first).to_be_visible()
         start_run(page, "DESC", 150)
-        expect(page.get_by_text("DESC - pretrain").first).to_be_visible()
+        expect(page.get_by_text("DESC - pretraining the autoencoder").first).to_be_visible()
         page.reload()  # a new browser session: it adopts the run its URL names
         expect(page.get_by_text("desc: k=").first).to_be_visible(timeout=300_000)
         page.screenshot(path=ARTIFACTS / "8_reloaded.png", full_page=True)
         browser.close()
+
+
+def test_newcomer_path(server, tmp_path):
+    """Issue 10's walk, as a biologist new to the app takes it, with a screenshot of each step:
+    open, Learn first, the built-in PBMC with DESC, then their own file with scDCC (no stale view
+    anywhere), name clusters, download the h5ad and the snippet, rerun the snippet elsewhere."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    data = shared_file("pbmc_10x_4271.h5ad")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = lambda page, name: page.screenshot(path=ARTIFACTS / f"newcomer_{name}.png", full_page=True)  # noqa: E731
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 2200}, accept_downloads=True).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        sidebar = page.locator('section[data-testid="stSidebar"]')
+        for name in ("Data", "Train", "Explore", "Learn"):  # the way around is there before any data is loaded
+            expect(sidebar.get_by_role("link", name=name)).to_be_visible()
+        shot(page, "1_open")
+
+        sidebar.get_by_role("link", name="Learn").click()
+        expect(page.get_by_role("heading", name="Learn: how the clustering loss works")).to_be_visible()
+        page.get_by_role("button", name="Run 20 steps").click()
+        expect(page.get_by_role("img", name="loss over steps")).to_be_visible()
+        shot(page, "2_learn")
+
+        sidebar.get_by_role("link", name="Data").click()
+        page.get_by_role("button", name="Load dataset").click()  # the built-in real PBMC is the first choice
+        expect(page.get_by_text("700 cells").first).to_be_visible()
+        shot(page, "3_builtin")
+
+        sidebar.get_by_role("link", name="Train").click()
+        expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+        page.get_by_text("DESC", exact=True).click()
+        expect(page.get_by_text("DESC learns a compact embedding")).to_be_visible()  # the choice is in before Start
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Start").click()
+        # Honest progress: the phase in words and, once an epoch is timed, the time left. The bar's
+        # text is read every 0.2 s while the run lasts (it is short on 700 cells).
+        summary = page.get_by_text("desc: k=").first
+        bar_texts, deadline = set(), time.time() + 300
+        while not summary.is_visible() and time.time() < deadline:
+            bar_texts.update(page.locator('div[data-testid="stProgress"]').all_inner_texts())
+            if len(bar_texts) == 3:
+                shot(page, "4_desc_running")
+            page.wait_for_timeout(200)
+        expect(summary).to_be_visible()
+        assert any(re.search(r"DESC - pretraining the autoencoder - \d+ s elapsed - about \d+ s left", t) for t in bar_texts), bar_texts
+        epochs = re.search(r"(\d+) clustering epochs", summary.inner_text())
+        assert epochs and int(epochs.group(1)) >= 3, summary.inner_text()  # the clustering stage ran several updates
+        shot(page, "5_desc_done")
+
+        sidebar.get_by_role("link", name="Data").click()
+        page.get_by_text("Upload a file").click()
+        page.locator('input[type="file"]').set_input_files(str(data))
+        expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
+        shot(page, "6_own_file")
+
+        sidebar.get_by_role("link", name="Train").click()
+        expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+        assert page.get_by_text("desc: k=").count() == 0  # the old dataset's run is not shown beside the new data
+        page.get_by_text("SCDCC", exact=True).click()
+        expect(page.get_by_text("models raw counts with a zero-inflated")).to_be_visible()
+        page.get_by_text("Hyperparameters").click()
+        box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
+        box.fill("15")  # a shorter pretraining keeps CI quick; everything else is the default
+        box.press("Enter")
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Start").click()
+        expect(page.get_by_text("scdcc: k=").first).to_be_visible(timeout=300_000)
+        shot(page, "7_scdcc_done")
+
+        sidebar.get_by_role("link", name="Explore").click()
+        expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Name the clusters")).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        run_box = page.locator('div[data-testid="stSelectbox"]').filter(has_text="Run").first
+        assert "desc" not in run_box.inner_text()  # only this dataset's run is offered
+
+        def choose(widget, option: str) -> None:
+            """Pick an entry of a selectbox or multiselect by its text."""
+            wanted = page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(option)}$")).first
+            for _ in range(3):  # open the list (a multiselect's may still be open, or closing, from the last pick)
+                if wanted.is_visible():
+                    break
+                widget.locator("input").first.click()
+                page.wait_for_timeout(500)
+            else:
+                shot(page, "choose_failed")
+            wanted.click()
+            page.wait_for_timeout(300)
+
+        groups_line = page.locator("p").filter(has_text="Groups now:").first
+        rename_box = page.locator('div[data-testid="stVerticalBlock"]').filter(has_text="Rename").last  # the innermost
+        for group, name in (("0", "T cells"), ("1", "B cells")):
+            choose(rename_box.locator('div[data-testid="stSelectbox"]'), group)
+            field = rename_box.get_by_role("textbox", name="new name")
+            field.fill(name)
+            field.press("Enter")
+            page.wait_for_timeout(300)
+            rename_box.get_by_role("button", name="Rename").click()
+            expect(groups_line).to_contain_text(re.compile(rf"{name} \(\d[\d,]*\)"))
+        merge_box = page.locator('div[data-testid="stVerticalBlock"]').filter(has_text="name of the merged group").last
+        for group in ("2", "3"):
+            choose(merge_box.locator('div[data-testid="stMultiSelect"]'), group)
+        page.keyboard.press("Escape")  # close the multiselect's list, which covers the button
+        page.wait_for_timeout(300)
+        merge_box.get_by_role("button", name="Merge").click()
+        expect(groups_line).not_to_contain_text(re.compile(r"[:,] 3 \("))  # 3 is now part of 2
+        expect(groups_line).to_contain_text("T cells")
+        shot(page, "8_named")
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+        with page.expect_download(timeout=120_000) as dl:
+            page.get_by_role("button", name="Results (.h5ad)").click()
+        result_path = tmp_path / "result.h5ad"
+        dl.value.save_as(result_path)
+        with page.expect_download(timeout=60_000) as dl:
+            page.get_by_role("button", name="Python snippet (.py)").click()
+        run_dir = tmp_path / "elsewhere"
+        run_dir.mkdir()
+        snippet = run_dir / "reproduce.py"
+        dl.value.save_as(snippet)
+        browser.close()
+
+    result = ad.read_h5ad(result_path)
+    names = result.obs["scdcc_annotation"]
+    assert {"T cells", "B cells"} <= set(names.cat.categories)
+    assert names.nunique() == result.obs["scdcc_cluster"].nunique() - 1  # two clusters merged into one
+    assert len(result.uns["scdcc_annotation_colors"]) == len(names.cat.categories)
+    (run_dir / data.name).symlink_to(data)  # the snippet reads the file the user uploaded, by its name
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # scdeep_core as installed, not the checkout
+    out = subprocess.run([sys.executable, str(snippet)], cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "same labels as the original run: True" in out.stdout, out.stdout
