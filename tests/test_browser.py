@@ -1,4 +1,4 @@
-"""The real product in real Chromium: upload, train, watch the curve grow, explore, download.
+"""The real product in real Chromium: a newcomer's whole walk, two sessions at once, a reload.
 
 Needs /usr/bin/chromium (``.ci/run`` installs it) and ../shared/data. Screenshots of each
 page go to ``test-artifacts/``.
@@ -61,97 +61,6 @@ def plot_points(page, index: int = 0) -> int:
 
 def debug(page):
     return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(d => [d.data ? d.data.length : -1, d.data && d.data[0] ? JSON.stringify(d.data[0]).slice(0, 300) : ''])")
-
-
-def test_upload_train_explore_download(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
-    data = shared_file("pbmc_10x_4271.h5ad")
-    ARTIFACTS.mkdir(exist_ok=True)
-    expect.set_options(timeout=60_000)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
-        page.set_default_timeout(60_000)
-        page.goto(server)
-        expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
-        page.get_by_text("Upload a file").click()
-        page.locator('input[type="file"]').set_input_files(str(data))
-        expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
-        # QC figures are images (cheap for the browser), loaded and decoded
-        qc = page.get_by_role("img", name="histograms of total counts, genes detected and % mitochondrial counts per cell")
-        expect(qc).to_be_visible()
-        page.wait_for_function("() => [...document.querySelectorAll('img')].some(i => i.alt.startsWith('histograms') && i.complete && i.naturalWidth > 0)")
-        page.screenshot(path=ARTIFACTS / "1_data.png", full_page=True)
-
-        page.get_by_role("link", name="Train").click()
-        expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
-        page.get_by_text("DESC", exact=True).click()
-        page.get_by_text("Hyperparameters").click()
-        box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
-        box.fill("60")
-        box.press("Enter")
-        page.get_by_role("button", name="Start").click()
-        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(3000)
-        page.screenshot(path=ARTIFACTS / "2_train_started.png", full_page=True)
-        page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot');"
-                               " return d && d._fullData && d._fullData.length > 0 && d._fullData[0].x.length >= 1; }", timeout=120_000)
-        first = plot_points(page)
-        page.wait_for_timeout(5000)
-        later = plot_points(page)
-        assert later > first >= 1, (first, later, debug(page))  # the loss curve grows while training  # the loss curve grows while training
-        page.screenshot(path=ARTIFACTS / "2_train_live.png", full_page=True)
-        done = page.get_by_text("ARI=").first  # the run's summary line appears when it ends
-        expect(done).to_be_visible(timeout=300_000)
-        print(done.inner_text())
-        page.screenshot(path=ARTIFACTS / "3_train_done.png", full_page=True)
-        # k was chosen automatically: the stability scan is drawn, and another k re-clusters the same pretrained model.
-        expect(page.get_by_text("How k was chosen")).to_be_visible()
-        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                               ".some(d => d.layout && ((d.layout.title || {}).text || '').includes('Choosing k'))", timeout=60_000)
-        page.locator('div[data-testid="stSelectbox"]').filter(has_text="Re-cluster with k =").locator("input").first.click()
-        options = page.get_by_role("option")
-        expect(options.first).to_be_visible()
-        new_k = options.first.inner_text()
-        options.first.click()
-        page.get_by_role("button", name=f"Re-cluster with k = {new_k}", exact=True).click()
-        expect(page.get_by_text(f"desc: k={new_k},").first).to_be_visible(timeout=300_000)
-        page.screenshot(path=ARTIFACTS / "3b_reclustered.png", full_page=True)
-
-        page.get_by_role("link", name="Explore").click()
-        expect(page.get_by_role("heading", name="Explore", exact=True)).to_be_visible()
-        # Lasso a region of the UMAP: the page summarises the selected cells.
-        plot = page.locator(".js-plotly-plot").filter(has_text="UMAP of the").first.locator(".nsewdrag").first
-        expect(plot).to_be_visible()
-        b = plot.bounding_box()
-        cx, cy, rx, ry = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"] * 0.45, b["height"] * 0.45
-        page.mouse.move(cx - rx, cy - ry)
-        page.mouse.down()
-        for fx, fy in ((1, -1), (1, 1), (-1, 1), (-1, -1)):
-            page.mouse.move(cx + fx * rx, cy + fy * ry, steps=8)
-        page.mouse.up()
-        expect(page.get_by_text("cells selected.")).to_be_visible(timeout=30_000)
-        expect(page.get_by_role("button", name="Download selected cell IDs")).to_be_visible()
-        page.get_by_text("confidence (max q)").click()
-        page.wait_for_timeout(2000)
-        has_colorbar = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))")
-        assert has_colorbar
-        page.screenshot(path=ARTIFACTS / "4_explore.png", full_page=True)
-        with page.expect_download(timeout=120_000) as dl:
-            page.get_by_role("button", name="Results (.h5ad)").click()
-        target = tmp_path / "result.h5ad"
-        dl.value.save_as(target)
-        page.get_by_role("link", name="Learn").click()
-        expect(page.get_by_role("heading", name="Learn: how the clustering loss works")).to_be_visible()
-        page.get_by_role("button", name="Run 20 steps").click()
-        expect(page.get_by_role("img", name="loss over steps")).to_be_visible()
-        page.screenshot(path=ARTIFACTS / "5_learn.png", full_page=True)
-        browser.close()
-    result = ad.read_h5ad(target)
-    assert result.n_obs == 4271
-    assert "desc_cluster" in result.obs and "desc_confidence" in result.obs
-    assert result.obs["desc_confidence"].between(0, 1).all()
 
 
 def start_run(page, method: str, pretrain_epochs: int) -> None:
@@ -287,11 +196,27 @@ def test_newcomer_path(server, tmp_path):
         epochs = re.search(r"(\d+) clustering epochs", summary.inner_text())
         assert epochs and int(epochs.group(1)) >= 3, summary.inner_text()  # the clustering stage ran several updates
         shot(page, "5_desc_done")
+        # k was chosen automatically: the stability scan is drawn, and another k re-clusters the same pretrained model.
+        expect(page.get_by_text("How k was chosen")).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                               ".some(d => d.layout && ((d.layout.title || {}).text || '').includes('Choosing k'))", timeout=60_000)
+        page.locator('div[data-testid="stSelectbox"]').filter(has_text="Re-cluster with k =").locator("input").first.click()
+        options = page.get_by_role("option")
+        expect(options.first).to_be_visible()
+        new_k = options.first.inner_text()
+        options.first.click()
+        page.get_by_role("button", name=f"Re-cluster with k = {new_k}", exact=True).click()
+        expect(page.get_by_text(f"desc: k={new_k},").first).to_be_visible(timeout=300_000)
+        shot(page, "5b_reclustered")
 
         sidebar.get_by_role("link", name="Data").click()
         page.get_by_text("Upload a file").click()
         page.locator('input[type="file"]').set_input_files(str(data))
         expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
+        # QC figures are images (cheap for the browser), loaded and decoded
+        qc = page.get_by_role("img", name="histograms of total counts, genes detected and % mitochondrial counts per cell")
+        expect(qc).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('img')].some(i => i.alt.startsWith('histograms') && i.complete && i.naturalWidth > 0)")
         shot(page, "6_own_file")
 
         sidebar.get_by_role("link", name="Train").click()
@@ -305,6 +230,12 @@ def test_newcomer_path(server, tmp_path):
         box.press("Enter")
         page.wait_for_timeout(500)
         page.get_by_role("button", name="Start").click()
+        page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot');"
+                               " return d && d._fullData && d._fullData.length > 0 && d._fullData[0].x.length >= 1; }", timeout=120_000)
+        first = plot_points(page)
+        page.wait_for_timeout(4000)
+        assert plot_points(page) > first >= 1, debug(page)  # the loss curve grows while training
+        shot(page, "7_scdcc_live")
         expect(page.get_by_text("scdcc: k=").first).to_be_visible(timeout=300_000)
         shot(page, "7_scdcc_done")
 
@@ -314,6 +245,23 @@ def test_newcomer_path(server, tmp_path):
         assert page.locator('[data-testid="stException"]').count() == 0
         run_box = page.locator('div[data-testid="stSelectbox"]').filter(has_text="Run").first
         assert "desc" not in run_box.inner_text()  # only this dataset's run is offered
+        # Lasso a region of the UMAP: the page summarises the selected cells.
+        plot = page.locator(".js-plotly-plot").filter(has_text="UMAP of the").first.locator(".nsewdrag").first
+        expect(plot).to_be_visible()
+        b = plot.bounding_box()
+        cx, cy, rx, ry = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"] * 0.45, b["height"] * 0.45
+        page.mouse.move(cx - rx, cy - ry)
+        page.mouse.down()
+        for fx, fy in ((1, -1), (1, 1), (-1, 1), (-1, -1)):
+            page.mouse.move(cx + fx * rx, cy + fy * ry, steps=8)
+        page.mouse.up()
+        expect(page.get_by_text("cells selected.")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Download selected cell IDs")).to_be_visible()
+        page.get_by_text("confidence (max q)").click()
+        page.wait_for_timeout(2000)
+        assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                             ".some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))")
+        shot(page, "7b_explore")
 
         def choose(widget, option: str) -> None:
             """Pick an entry of a selectbox or multiselect by its text."""
@@ -362,6 +310,7 @@ def test_newcomer_path(server, tmp_path):
         browser.close()
 
     result = ad.read_h5ad(result_path)
+    assert result.n_obs == 4271 and result.obs["scdcc_confidence"].between(0, 1).all()
     names = result.obs["scdcc_annotation"]
     assert {"T cells", "B cells"} <= set(names.cat.categories)
     assert names.nunique() == result.obs["scdcc_cluster"].nunique() - 1  # two clusters merged into one
