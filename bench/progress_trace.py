@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from itertools import pairwise
 
 
 def trace(path: str, method: str) -> dict:
@@ -43,9 +44,9 @@ def trace(path: str, method: str) -> dict:
 def summarise(run: dict) -> dict:
     total, rows = run["total"], run["rows"]
     timed = [r for r in rows if r["eta"] is not None and r["phase"] not in ("done", "stopped")]
-    rises = [b["eta"] - a["eta"] for a, b in zip(timed, timed[1:])]
+    rises = [b["eta"] - a["eta"] for a, b in pairwise(timed)]
     bounds = [r for r in timed if r["eta_max"] is not None]
-    bound_rises = [b["eta_max"] - a["eta_max"] for a, b in zip(bounds, bounds[1:])]
+    bound_rises = [b["eta_max"] - a["eta_max"] for a, b in pairwise(bounds)]
     errors = sorted(abs(r["eta"] - (total - r["t"])) / max(total - r["t"], 1.0) for r in timed)
     at = {}
     for frac in (0.25, 0.5, 0.8, 0.95):

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import anndata as ad
 import numpy as np
@@ -217,7 +218,7 @@ def recluster(
         raise InputError(f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}.")
     if _monitor is None:
         monitor = Monitor(callbacks, stop_token, pretrained.truth, pretrained.eval_mask, _run_plan(cfg, pretrained.n_cells, 0))
-        monitor.time_left.pretrain_times = epoch_seconds(pretrained.history)  # to predict a clustering epoch
+        monitor.time_left.pretrain_times = _epoch_seconds(pretrained.history)  # to predict a clustering epoch
     else:
         monitor = _monitor
     monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
@@ -331,10 +332,10 @@ def _run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int =
                    min_cluster_epochs=cfg.min_cluster_epochs, tol=cfg.tol, auto_k=cfg.n_clusters == "auto", stages=stages)
 
 
-def epoch_seconds(history: list[dict]) -> list[float]:
-    """Durations of the epochs in a history (differences of their ``elapsed``)."""
+def _epoch_seconds(history: list[dict]) -> list[float]:
+    """Durations of the pretraining epochs in a history (differences of their ``elapsed``)."""
     elapsed = [row["elapsed"] for row in history if row.get("phase") == "pretrain"]
-    return [b - a for a, b in zip(elapsed, elapsed[1:]) if b > a]
+    return [b - a for a, b in pairwise(elapsed) if b > a]
 
 
 def fit_resolutions(

@@ -1,6 +1,8 @@
 """Honest progress: time left from measured epoch times, every phase, a bar that follows time."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -43,9 +45,9 @@ def test_clustering_stage_estimate_holds_and_the_bound_counts_down():
         lefts.append(tl.seconds_left(now))
         bounds.append(tl.at_most(now))
     assert lefts[0] == pytest.approx((12 - 1) * 0.1, abs=0.01)  # a typical stage is 12 epochs
-    assert all(b <= a + 1e-9 for a, b in zip(lefts, lefts[1:]))  # never rises...
+    assert all(b <= a + 1e-9 for a, b in pairwise(lefts))  # never rises...
     assert lefts[-1] == pytest.approx(3 * 0.1, abs=0.01)  # ...and holds at a few epochs while it goes on
-    assert all(b < a for a, b in zip(bounds, bounds[1:])) and bounds[-1] == pytest.approx((100 - 35) * 0.1, abs=0.01)
+    assert all(b < a for a, b in pairwise(bounds)) and bounds[-1] == pytest.approx((100 - 35) * 0.1, abs=0.01)
     converged = TimeLeft(plan)
     _pretrain(converged, 20, 0.1)
     converged.phase("cluster", 2.0)
@@ -83,9 +85,9 @@ def test_a_real_fit_reports_every_phase_and_an_honest_estimate(small_sim):
     order = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
     assert order[:3] == ["prepare", "pretrain", "init"] and order[-1] == "done" and "cluster" in order
     progress = [e[4] for e in events]
-    assert all(b >= a for a, b in zip(progress, progress[1:])) and progress[-1] == 1.0
+    assert all(b >= a for a, b in pairwise(progress)) and progress[-1] == 1.0
     timed = [(t, eta, worst) for p, t, eta, worst, _ in events if p == "pretrain"]
     assert all(worst >= eta for _, eta, worst in timed)
     # During pretraining (fixed budget, similar epochs) the estimate falls with time: no rise beyond noise.
-    rises = [b[1] - a[1] for a, b in zip(timed[2:], timed[3:])]
+    rises = [b[1] - a[1] for a, b in pairwise(timed[2:])]
     assert max(rises) < 0.5 * np.median([eta for _, eta, _ in timed]), rises
