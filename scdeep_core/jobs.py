@@ -278,10 +278,7 @@ class TrainingJob:
             now = time.perf_counter()
             elapsed = now - self.started
             eta, eta_max = self._time_left(now)
-            if self.status in ("done", "stopped"):
-                self._fraction = 1.0
-            elif eta is not None and elapsed > 0:  # by time, and never backwards
-                self._fraction = max(self._fraction, min(elapsed / (elapsed + eta), 0.99))
+            self._fraction = progress.time_fraction(self._fraction, elapsed, eta, self.status in ("done", "stopped"))
             return JobView(
                 job_id=self.job_id, status=self.status, method=self.method, key=self.key, phase=self.phase,
                 progress=self._fraction, eta=eta, eta_max=eta_max,

@@ -104,6 +104,21 @@ def phase_remaining(expected_s: float, spent_s: float) -> float:
     return max(expected_s - spent_s, 0.1 * expected_s)
 
 
+def _typical_stage(plan: RunPlan) -> int:
+    """Epochs a clustering stage is expected to run before anything is known about it."""
+    return max(TYPICAL_CLUSTER_EPOCHS, plan.min_cluster_epochs)
+
+
+def time_fraction(shown: float, elapsed: float, left: float | None, ended: bool) -> float:
+    """The share of a run done by time, elapsed / (elapsed + left), never below ``shown``
+    (what the bar showed last) and 1 only once the run has ``ended``."""
+    if ended:
+        return 1.0
+    if left is None or elapsed <= 0:
+        return shown
+    return max(shown, min(elapsed / (elapsed + left), 0.99))
+
+
 def _recent(times: list[float]) -> float:
     """Typical time of the last ten epochs (the median: one slow epoch, e.g. while another
     user's run starts, should not swing the estimate)."""
@@ -124,7 +139,7 @@ class TimeLeft:
         self.phase_started = 0.0
         self.pretrain_times: list[float] = []
         self.cluster_times: list[float] = []
-        self.deltas: list[tuple[int, float]] = []
+        self.last_delta: float | None = None  # this stage's latest delta_label
         self.pretrain_left = plan.pretrain_epochs
         self.cluster_done = 0
         self.stages_done = 0
@@ -138,7 +153,7 @@ class TimeLeft:
             self.pretrain_left = 0  # ended (budget used up, early stopping, or re-clustering)
         if self.current == "cluster" and name == "init":  # the next of several stages
             self.stages_done += 1
-            self.cluster_done, self.deltas = 0, []
+            self.cluster_done, self.last_delta = 0, None
         self.current, self.phase_started = name, now
 
     def epoch(self, phase: str, seconds: float, delta_label: float | None = None) -> None:
@@ -150,7 +165,7 @@ class TimeLeft:
             self.cluster_times.append(seconds)
             self.cluster_done += 1
             if delta_label is not None and math.isfinite(delta_label):
-                self.deltas.append((self.cluster_done, delta_label))
+                self.last_delta = delta_label
 
     # -- the parts ------------------------------------------------------------------------------
     def _pretrain_epoch_s(self) -> float | None:
@@ -173,12 +188,12 @@ class TimeLeft:
         """
         plan, done = self.plan, self.cluster_done
         cap_left = max(plan.cluster_cap - done, 0)
-        expected = max(TYPICAL_CLUSTER_EPOCHS, plan.min_cluster_epochs, done + HOVER_EPOCHS)
-        if self.deltas and self.deltas[-1][1] < plan.tol:
+        expected = max(_typical_stage(plan), done + HOVER_EPOCHS)
+        if self.last_delta is not None and self.last_delta < plan.tol:
             expected = max(plan.min_cluster_epochs, done + 1)  # below tol: it stops at the next allowed check
         return int(min(max(expected - done, 1), cap_left))  # a stage that runs has at least one epoch left
 
-    def _phase_cost(self, name: str, now: float, worst: bool) -> float | None:
+    def _phase_cost(self, name: str, worst: bool) -> float | None:
         plan = self.plan
         if name == "prepare":
             return 0.0  # already over by the time any estimate exists
@@ -195,8 +210,7 @@ class TimeLeft:
             if worst:
                 epochs = max(plan.cluster_cap - self.cluster_done, 0) + later * plan.cluster_cap
             else:
-                typical = min(max(TYPICAL_CLUSTER_EPOCHS, plan.min_cluster_epochs), plan.cluster_cap)
-                epochs = self._cluster_epochs_left() + later * typical
+                epochs = self._cluster_epochs_left() + later * min(_typical_stage(plan), plan.cluster_cap)
             return per * epochs
         return 0.0  # "umap" and anything after the core's run: added by whoever runs it
 
@@ -207,7 +221,7 @@ class TimeLeft:
         start = order.index(self.current) if self.current in order else 0
         total = 0.0
         for i, name in enumerate(order[start:]):
-            cost = self._phase_cost(name, now, worst)
+            cost = self._phase_cost(name, worst)
             if cost is None:
                 return None
             if i == 0 and name == "init":  # a phase without epochs: its cost minus the time spent in it
@@ -226,11 +240,8 @@ class TimeLeft:
 
     def fraction(self, now: float) -> float:
         """Share of the run done, by time; never decreases, 1 only when the run has ended."""
-        left = self.seconds_left(now)
-        if self.current in ("done", "stopped"):
-            self._shown_fraction = 1.0
-        elif left is not None and now > 0:
-            self._shown_fraction = max(self._shown_fraction, min(now / (now + left), 0.99))
+        ended = self.current in ("done", "stopped")
+        self._shown_fraction = time_fraction(self._shown_fraction, now, self.seconds_left(now), ended)
         return self._shown_fraction
 
 
