@@ -1,9 +1,11 @@
-"""Run every benchmark and write BENCHMARKS.md: ``python -m bench [--quick] [--out FILE]``.
+"""Run the benchmarks and write a report: ``python -m bench [--quick] [--sections ...] [--out FILE]``.
 
 Sections: 1 accuracy (all datasets, 3 seeds, baselines in the same run), 2 speed against
 the floor, 3 scaling with cells, 4 cold start, 5 several browser sessions at once. ``--quick``
 runs a small version of each on the built-in PBMC (no shared data needed) in well under 3
-minutes. Each measurement is saved under ``bench/.cache/<commit>/``; ``--resume`` reuses them
+minutes. Only a full run (every section and variant, not quick) updates the committed
+BENCHMARKS.md; quick or partial runs write to ``bench/scratch/`` unless ``--out`` says otherwise.
+Each measurement is saved under ``bench/.cache/<code version>/``; ``--resume`` reuses them
 after a killed run of the same code (``scdeep_core``, ``bench``, ``pages``, ``app.py``).
 """
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pandas as pd
 
 from .common import APP_CODE, CORE_CODE, DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
 
+SECTIONS = ["accuracy", "speed", "scaling", "cold", "load"]
+REPORT = ROOT / "BENCHMARKS.md"  # the committed report: only a full run writes it
+SCRATCH = ROOT / "bench" / "scratch"  # where quick and partial runs go (git-ignored)
 VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
 BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
 
@@ -166,8 +171,10 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
 
 def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling: list[dict], cold: dict, seconds: float,
                  load: dict | None = None, commit: str | None = None, resumed: bool = False) -> None:
-    plots = out.parent / "bench" / "plots"
+    # The committed report keeps its plots in bench/plots/; any other report beside itself in plots/.
+    plots = out.parent / "bench" / "plots" if out.resolve() == REPORT.resolve() else out.parent / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    link = plots.relative_to(out.parent).as_posix()
     if not acc.empty:
         plot_accuracy(acc, plots / ("accuracy_quick.png" if quick else "accuracy.png"))
     if scaling:
@@ -198,7 +205,7 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         "",
         targets(acc).to_markdown(index=False) if not acc.empty else "(not run)",
         "",
-        f"![accuracy](bench/plots/{'accuracy_quick.png' if quick else 'accuracy.png'})",
+        f"![accuracy]({link}/{'accuracy_quick.png' if quick else 'accuracy.png'})",
         "",
         "## 2. Speed against the floor",
         "",
@@ -216,7 +223,7 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         lines += ["## 3. Scaling", "", "Cells resampled from `cbmc_citeseq_8617` with per-cell binomial thinning (seeded, labels "
                   "carried over); fixed schedule (pretraining and clustering epochs as listed in the command); "
                   "each size in a fresh process.", "", tab.to_markdown(index=False), "",
-                  f"![scaling](bench/plots/{'scaling_quick.png' if quick else 'scaling.png'})", ""]
+                  f"![scaling]({link}/{'scaling_quick.png' if quick else 'scaling.png'})", ""]
     if cold:
         lines += ["## 4. Cold start", "", "A fresh Python process: import, read, DESC fit, then the UMAP of the embedding "
                   "(numba compilation included).", "", pd.DataFrame([cold]).round(2).to_markdown(index=False), ""]
@@ -255,16 +262,31 @@ def load_table(load: dict) -> str:
     return text
 
 
+def report_path(args: argparse.Namespace) -> Path:
+    """Where the report goes: ``--out``; else BENCHMARKS.md for a full run and the scratch folder for any other."""
+    full = (not args.quick and set(args.sections.split(",")) == set(SECTIONS) and not args.extra
+            and (not args.variants or set(args.variants.split(",")) == set(VARIANTS)))
+    out = args.out if args.out is not None else REPORT if full else SCRATCH / "BENCHMARKS.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="Small version of every section on the built-in PBMC (< 3 min).")
-    ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--out", type=Path,
+                    help=f"Report file. Default: {REPORT.name} for a full run, {SCRATCH.relative_to(ROOT)}/BENCHMARKS.md otherwise.")
     ap.add_argument("--extra", action="append", default=[], help="More data as PATH:LABEL_KEY:K (repeatable).")
-    ap.add_argument("--sections", default="accuracy,speed,scaling,cold,load", help="Comma-separated subset to run.")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"Comma-separated subset of {','.join(SECTIONS)}.")
     ap.add_argument("--variants", help=f"Comma-separated subset of the accuracy variants (default: all of {','.join(VARIANTS)}).")
     ap.add_argument("--resume", action="store_true",
                     help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
     args = ap.parse_args(argv)
+    for option, given, known in (("--sections", args.sections, SECTIONS), ("--variants", args.variants, VARIANTS)):
+        unknown = sorted(set(given.split(",")) - set(known)) if given else []
+        if unknown:
+            ap.error(f"unknown {option} {', '.join(unknown)}: choose from {', '.join(known)}")
+    args.out = report_path(args)
     checkpoint = Checkpoint(args.resume, "-quick" if args.quick else "")
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
     t0 = time.perf_counter()
@@ -278,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             demo_path = Path(tmp) / "pbmc68k_reduced.h5ad"
             demo.write_h5ad(demo_path)
             datasets = {"pbmc68k_reduced": (demo_path, "label", 10)}
-            seeds, variants = [0], ["desc", "scdcc", "desc_auto", "leiden_scanpy", "leiden_k", "kmeans_pca"]
+            seeds = [0]
+            variants = args.variants.split(",") if args.variants else ["desc", "scdcc", "desc_auto", "leiden_scanpy", "leiden_k", "kmeans_pca"]
             overrides = {"desc": {"pretrain_epochs": 20}, "scdcc": {"pretrain_epochs": 20, "max_cluster_epochs": 10}}
             speed_input, sizes, epochs = (str(demo_path), 10), [], 2
         else:

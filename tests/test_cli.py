@@ -1,4 +1,5 @@
-"""The command line, run as a user would (a real subprocess)."""
+"""The command line: runs that train go through a real subprocess, as a user would; the checks
+of bad input and settings call the same ``main`` in-process (each subprocess costs ~6 s of imports)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -6,11 +7,21 @@ from pathlib import Path
 import anndata as ad
 import pytest
 
+from scdeep_core import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "scdeep_core", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600)
+
+
+def run_here(capsys, *args):
+    """``python -m scdeep_core ARGS`` in this process: (exit code, stdout, stderr). An uncaught
+    exception (a traceback for the user) fails the test."""
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def test_help_lists_every_option():
@@ -31,15 +42,16 @@ def test_fit_builtin_writes_outputs_and_summary(tmp_path):
     assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "history.csv").exists()
 
 
-def test_bad_input_exits_2_with_message(tmp_path):
+def test_bad_input_exits_2_with_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out folder is made in the working folder
     bad = tmp_path / "bad.csv"
     bad.write_text("gene,c1\nA,x\n")
-    out = run("fit", str(bad), "--method", "desc")
-    assert out.returncode == 2 and "error:" in out.stderr and "non-numeric" in out.stderr
-    out = run("fit", "builtin:simulated", "--method", "desc", "--n-clusters", "1")
-    assert out.returncode == 2 and "n_clusters = 1" in out.stderr
-    out = run("fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet")
-    assert out.returncode == 2 and "not in obs" in out.stderr
+    code, _, err = run_here(capsys, "fit", str(bad), "--method", "desc")
+    assert code == 2 and "error:" in err and "non-numeric" in err
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--n-clusters", "1", "--out", "k1")
+    assert code == 2 and "n_clusters = 1" in err
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet", "--out", "nope")
+    assert code == 2 and "not in obs" in err
 
 
 def test_several_resolutions(tmp_path):
@@ -61,7 +73,7 @@ def test_auto_k_prints_candidates_and_a_capped_run_warns(tmp_path):
     assert "warning: desc: NOT converged: hit the cap of 2 clustering epochs" in out.stderr
 
 
-def test_out_and_key_are_checked_before_any_work(tmp_path):
+def test_out_and_key_are_checked_before_any_work(tmp_path, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     cases = [
@@ -72,15 +84,15 @@ def test_out_and_key_are_checked_before_any_work(tmp_path):
         (["--max-gb", "0", "--out", str(tmp_path / "k3")], "--max-gb must be above 0"),
     ]
     for extra, message in cases:
-        out = run("fit", "builtin:simulated", "--method", "desc", "--quiet", *extra)
-        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr[-500:])
+        code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--quiet", *extra)
+        assert code == 2 and message in err, (extra, err[-500:])
     assert not (tmp_path.parent / "x").exists()
     used = tmp_path / "used"
     used.mkdir()
     (used / "result.h5ad").write_text("earlier result")
-    out = run("fit", "builtin:simulated", "--method", "desc", "--quiet", "--out", str(used))
-    assert out.returncode == 2 and "already holds files" in out.stderr and "--force" in out.stderr
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--quiet", "--out", str(used))
+    assert code == 2 and "already holds files" in err and "--force" in err
     assert (used / "result.h5ad").read_text() == "earlier result"  # nothing lost
-    out = run("fit", "builtin:simulated", "--method", "desc", "--n-clusters", "4", "--pretrain-epochs", "5", "--no-umap", "--quiet",
-              "--out", str(used), "--force")
-    assert out.returncode == 0, out.stderr
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--n-clusters", "4", "--pretrain-epochs", "5",
+                            "--no-umap", "--quiet", "--out", str(used), "--force")
+    assert code == 0, err

@@ -13,7 +13,9 @@ from conftest import shared_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("method,extra", [("scdcc", ["--no-umap"]), ("desc", [])])
+# scDCC's default pretraining on 909 cells is ~280 epochs (125 s here); 120 epochs reach 0.960 in
+# 54 s and keep the suite short. DESC runs its defaults, UMAP included.
+@pytest.mark.parametrize("method,extra", [("scdcc", ["--no-umap", "--pretrain-epochs", "120"]), ("desc", [])])
 def test_cli_on_cellbench_reaches_ari_095(method, extra, tmp_path):
     data = shared_file("cellbench_celseq2_5cl_909.h5ad")
     out = subprocess.run([sys.executable, "-m", "scdeep_core", "fit", str(data), "--method", method, "--n-clusters", "5",
@@ -23,7 +25,7 @@ def test_cli_on_cellbench_reaches_ari_095(method, extra, tmp_path):
     line = out.stdout.strip().splitlines()[-1]
     ari = float(line.split("ARI=")[1].split()[0])
     assert ari >= 0.95, line
-    if not extra:
+    if "--no-umap" not in extra:
         result = ad.read_h5ad(tmp_path / method / "result.h5ad")
         assert np.isfinite(result.obsm[f"X_{method}_umap"]).all()
 
