@@ -26,7 +26,7 @@ def export_demo(path: Path) -> None:
     from scdeep_core.results import for_viewers
 
     adata = sd.datasets.load_builtin("pbmc68k_reduced")
-    sd.fit(adata, "desc", sd.DESCConfig(n_clusters=8, pretrain_epochs=20, max_cluster_epochs=5), label_key="bulk_labels")
+    sd.fit(adata, sd.DESCConfig(n_clusters=8, pretrain_epochs=20, max_cluster_epochs=5), label_key="bulk_labels")
     add_umap(adata, "desc")
     annotation.rename(adata, annotation.start_annotation(adata, "desc"), "0", "B cells")
     for_viewers(adata, "desc").write_h5ad(path)

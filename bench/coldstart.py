@@ -15,7 +15,7 @@ def main() -> None:
 
     t_import = time.perf_counter() - T0
     adata = sd.io.read_counts(p["path"])
-    res = sd.fit(adata, "desc", sd.DESCConfig(n_clusters=p["k"]))
+    res = sd.fit(adata, sd.DESCConfig(n_clusters=p["k"]))
     t_result = time.perf_counter() - T0
     add_umap(adata, "desc")
     t_umap = time.perf_counter() - T0

@@ -73,7 +73,7 @@ def main() -> None:
             kw["n_clusters"] = "auto" if variant.endswith("_auto") else p["k"]
             if variant == "scdcc_constraints":
                 kw["constraints"] = sd.ConstraintConfig(source="labels", label_key=p["label_key"], fraction=0.1, n_pairs=2000)
-            res = sd.fit(adata0.copy(), method, sd.config_for(method, **kw), label_key=p["label_key"])
+            res = sd.fit(adata0.copy(), sd.config_for(method, **kw), label_key=p["label_key"])
             seconds = time.perf_counter() - t0
             pre = res.pretrained
             # Where accuracy is made or lost: KMeans (true k) on the pretrained embedding, the initial clusters, the end.

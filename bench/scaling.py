@@ -35,7 +35,7 @@ def measure(path: str, n_cells: int, epochs: int) -> dict:
     for method in ("desc", "scdcc"):
         cfg = sd.config_for(method, n_clusters=15, pretrain_epochs=epochs, pretrain_patience=0, max_cluster_epochs=epochs, tol=0.0)
         t = time.perf_counter()
-        res = sd.fit(adata, method, cfg, label_key="label")
+        res = sd.fit(adata, cfg, label_key="label")
         hist = res.history
         out[method] = {
             "fit_s": time.perf_counter() - t,

@@ -1,13 +1,13 @@
 """scdeep_core: deep-learning clustering of single-cell RNA-seq counts (DESC and scDCC).
 
 >>> import scdeep_core as sd
->>> adata = sd.io.read_counts("counts.h5ad")
->>> result = sd.fit(adata, method="scdcc", label_key="cell_type")     # k chosen automatically
+>>> adata = sd.read_counts("counts.h5ad")
+>>> result = sd.fit(adata, "scdcc", label_key="cell_type")     # scDCC's defaults, k chosen automatically
 >>> print(result.k_selection.summary())
 >>> again = sd.recluster(adata, result.pretrained, sd.SCDCCConfig(n_clusters=8), key_added="scdcc_k8")
 >>> adata.obs["scdcc_cluster"], adata.obs["scdcc_confidence"]
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import os as _os
 
@@ -21,10 +21,11 @@ from . import kselect, metrics
 from .api import Pretrained, fit, fit_resolutions, pretrain, recluster
 from .config import ConfigError, ConstraintConfig, DESCConfig, SCDCCConfig, config_for
 from .errors import InputError
+from .io import read_counts
 from .events import StopToken, TrainingEvent
 from .results import ClusteringResult, load_run, save_run
 
 __all__ = [
-    "fit", "fit_resolutions", "pretrain", "recluster", "Pretrained", "kselect", "metrics", "ConfigError", "ConstraintConfig", "DESCConfig", "SCDCCConfig", "config_for", "InputError",
+    "read_counts", "fit", "fit_resolutions", "pretrain", "recluster", "Pretrained", "kselect", "metrics", "ConfigError", "ConstraintConfig", "DESCConfig", "SCDCCConfig", "config_for", "InputError",
     "StopToken", "TrainingEvent", "ClusteringResult", "load_run", "save_run",
 ]

@@ -1,11 +1,11 @@
 """``fit``: one entry point for DESC and scDCC on an AnnData."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import threading
 import time
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -111,13 +111,17 @@ class Pretrained:
         return self.k_selection
 
 
-def _resolve_config(method: str, config: BaseConfig | None) -> BaseConfig:
-    method = method.lower()
-    cfg = config if config is not None else config_for(method)
-    if cfg.method != method:
-        raise ConfigError(f"A {type(cfg).__name__} was given for method {method!r}.")
-    cfg.validate()
-    return cfg
+def resolve_config(config: BaseConfig | str | None) -> BaseConfig:
+    """The validated config a run uses: ``config`` itself, a method's defaults for ``"desc"`` /
+    ``"scdcc"``, or scDCC's defaults for ``None``."""
+    if config is None:
+        config = "scdcc"
+    if isinstance(config, str):
+        return config_for(config)
+    if not isinstance(config, BaseConfig):
+        raise ConfigError(f"config must be a DESCConfig, an SCDCCConfig, 'desc' or 'scdcc', got {type(config).__name__}.")
+    config.validate()
+    return config
 
 
 def _check_k(cfg: BaseConfig, n_cells: int, what: str) -> None:
@@ -127,8 +131,7 @@ def _check_k(cfg: BaseConfig, n_cells: int, what: str) -> None:
 
 def pretrain(
     adata: ad.AnnData,
-    method: str = "scdcc",
-    config: BaseConfig | None = None,
+    config: BaseConfig | str | None = None,
     *,
     label_key: str | None = None,
     callbacks: Sequence[Callback] = (),
@@ -136,13 +139,30 @@ def pretrain(
     _monitor: Monitor | None = None,
     _stages: int = 1,
 ) -> Pretrained:
-    """Prepare the data and pretrain the autoencoder of ``method`` (no clustering yet).
+    """Prepare the data and pretrain the method's autoencoder (no clustering yet).
 
-    Parameters are those of :func:`fit`. Use :func:`recluster` on the result to run the
-    clustering stage, as often as wanted, with any k.
+    Use :func:`recluster` on the result to run the clustering stage, as often as wanted,
+    with any k.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, raw counts in ``layers["counts"]`` (or ``X``); not modified.
+    config
+        As for :func:`fit`.
+    label_key
+        ``obs`` column of known labels, kept to score the clustering stage.
+    callbacks
+        Functions receiving a :class:`~scdeep_core.events.TrainingEvent` per epoch.
+    stop_token
+        Set it to stop pretraining early; the model trained so far is returned.
+
+    Returns
+    -------
+    Pretrained
     """
     t_start = time.perf_counter()
-    cfg = _resolve_config(method, config)
+    cfg = resolve_config(config)
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)
@@ -187,9 +207,10 @@ def recluster(
     pretrained: Pretrained,
     config: BaseConfig | None = None,
     *,
+    key_added: str | None = None,
+    copy: bool = False,
     callbacks: Sequence[Callback] = (),
     stop_token: StopToken | None = None,
-    key_added: str | None = None,
     _monitor: Monitor | None = None,
 ) -> ClusteringResult:
     """Run the clustering stage from a pretrained autoencoder and write the result keys.
@@ -203,16 +224,23 @@ def recluster(
     config
         Clustering settings; defaults to the pretraining config. For another k, e.g.
         ``dataclasses.replace(pretrained.cfg, n_clusters=12)``.
-    callbacks, stop_token, key_added
-        As for :func:`fit`.
+    key_added
+        Prefix of the result keys; defaults to the method name.
+    copy
+        Leave ``adata`` untouched and write the keys to a copy, returned as ``result.adata``.
+    callbacks
+        Functions receiving a :class:`~scdeep_core.events.TrainingEvent` per epoch.
+    stop_token
+        Set it to stop between minibatches.
 
     Returns
     -------
     ClusteringResult
     """
     t0 = time.perf_counter()
-    cfg = config if config is not None else pretrained.cfg
-    cfg.validate()
+    cfg = pretrained.cfg if config is None else resolve_config(config)
+    if cfg.method != pretrained.method:
+        raise ConfigError(f"A {type(cfg).__name__} cannot re-cluster a {pretrained.method} model: give a {pretrained.method} config.")
     _check_k(cfg, pretrained.n_cells, " used for training")
     if adata.n_obs != len(pretrained.data.cell_mask):
         raise InputError(f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}.")
@@ -222,7 +250,7 @@ def recluster(
     else:
         monitor = _monitor
     monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
-    model = copy.deepcopy(pretrained.model)
+    model = deepcopy(pretrained.model)
     z = pretrained.z
     init_labels, selection = _initialise(pretrained, cfg, monitor)
     model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))
@@ -265,6 +293,9 @@ def recluster(
         },
         delta_label=delta, k_selection=selection, init_scores=scores,
     )
+    if copy:
+        adata = adata.copy()
+        result.adata = adata
     write_to_adata(adata, result)
     monitor.emit(TrainingEvent("stopped" if stage != "done" else "done", cluster_epochs, cfg.max_cluster_epochs,
                                n_clusters=result.n_clusters, ari=final_scores.get("ari"), nmi=final_scores.get("nmi"),
@@ -281,13 +312,13 @@ def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
 
 def fit(
     adata: ad.AnnData,
-    method: str = "scdcc",
-    config: BaseConfig | None = None,
+    config: BaseConfig | str | None = None,
     *,
     label_key: str | None = None,
+    key_added: str | None = None,
+    copy: bool = False,
     callbacks: Sequence[Callback] = (),
     stop_token: StopToken | None = None,
-    key_added: str | None = None,
 ) -> ClusteringResult:
     """Cluster the cells of ``adata`` with DESC or scDCC.
 
@@ -296,32 +327,38 @@ def fit(
     adata
         Cells x genes, raw counts in ``layers["counts"]`` (or ``X``). Its data is not
         modified; the result keys (see :mod:`scdeep_core.results`) are added to it.
-    method
-        ``"desc"`` or ``"scdcc"``.
     config
-        A :class:`DESCConfig` / :class:`SCDCCConfig`; defaults when ``None``. Its
-        ``n_clusters`` is a number, ``"auto"`` (the default: chosen by Leiden stability on
-        the pretrained embedding, see :mod:`scdeep_core.kselect`) or ``None`` (Leiden at
+        A :class:`DESCConfig` / :class:`SCDCCConfig` (the method is the config's), or
+        ``"desc"`` / ``"scdcc"`` for that method's defaults; ``None`` is scDCC's defaults.
+        Its ``n_clusters`` is a number, ``"auto"`` (the default: chosen by Leiden stability
+        on the pretrained embedding, see :mod:`scdeep_core.kselect`) or ``None`` (Leiden at
         ``resolution``).
     label_key
         ``obs`` column of known labels, used only to report ARI/NMI/ACC.
+    key_added
+        Prefix of the result keys; defaults to the method name.
+    copy
+        Leave ``adata`` untouched and write the keys to a copy, returned as ``result.adata``.
     callbacks
         Functions receiving a :class:`~scdeep_core.events.TrainingEvent` per epoch.
     stop_token
         Set it (``stop_token.stop()``) to stop between minibatches; the result is still
         usable (labels from the initial clustering if stopped before the clustering stage).
-    key_added
-        Prefix of the result keys; defaults to the method name.
 
     Returns
     -------
     ClusteringResult
         ``result.pretrained`` keeps the pretrained model for :func:`recluster`.
+
+    Examples
+    --------
+    >>> result = sd.fit(adata, "desc", label_key="cell_type")            # DESC, k chosen for you
+    >>> result = sd.fit(adata, sd.SCDCCConfig(n_clusters=8), copy=True)  # adata untouched
     """
-    cfg = _resolve_config(method, config)
+    cfg = resolve_config(config)
     monitor = Monitor(callbacks, stop_token)  # one monitor for both stages: one clock, one history, one estimate
-    pre = pretrain(adata, method, cfg, label_key=label_key, _monitor=monitor)
-    result = recluster(adata, pre, cfg, key_added=key_added, _monitor=monitor)
+    pre = pretrain(adata, cfg, label_key=label_key, _monitor=monitor)
+    result = recluster(adata, pre, cfg, key_added=key_added, copy=copy, _monitor=monitor)
     result.pretrained = pre
     return result
 
@@ -341,18 +378,35 @@ def _epoch_seconds(history: list[dict]) -> list[float]:
 def fit_resolutions(
     adata: ad.AnnData,
     resolutions: Sequence[float],
-    method: str = "desc",
-    config: BaseConfig | None = None,
+    config: BaseConfig | str | None = "desc",
     *,
     label_key: str | None = None,
+    key_added: str | None = None,
+    copy: bool = False,
     callbacks: Sequence[Callback] = (),
     stop_token: StopToken | None = None,
-    key_prefix: str | None = None,
 ) -> dict[float, ClusteringResult]:
     """One pretrained autoencoder, clustered at several Leiden resolutions (DESC's workflow).
 
-    Each resolution starts from the same pretrained network and writes its keys under
-    ``f"{key_prefix}_r{resolution}"`` (prefix defaults to the method name).
+    Parameters
+    ----------
+    adata
+        As for :func:`fit`.
+    resolutions
+        Leiden resolutions of the initial clusterings; each starts from the same pretrained network.
+    config
+        As for :func:`fit`, DESC's defaults here; its ``n_clusters`` is ignored.
+    label_key
+        As for :func:`fit`.
+    key_added
+        Prefix of the result keys: each resolution writes under ``f"{key_added}_r{resolution}"``
+        (the prefix defaults to the method name).
+    copy
+        Leave ``adata`` untouched; all the keys go to one copy, returned as each ``result.adata``.
+    callbacks
+        As for :func:`fit`.
+    stop_token
+        As for :func:`fit`.
 
     Returns
     -------
@@ -361,12 +415,15 @@ def fit_resolutions(
     """
     if not resolutions:
         raise ConfigError("Give at least one resolution.")
-    cfg = _resolve_config(method, config)
-    cfg = dataclasses.replace(cfg, n_clusters=None)
+    cfg = dataclasses.replace(resolve_config(config), n_clusters=None)
+    if copy:
+        adata = adata.copy()
     monitor = Monitor(callbacks, stop_token)
-    pre = pretrain(adata, method, cfg, label_key=label_key, _monitor=monitor, _stages=len(resolutions))
+    pre = pretrain(adata, cfg, label_key=label_key, _monitor=monitor, _stages=len(resolutions))
     results = {}
     for res in resolutions:
         cfg_r = dataclasses.replace(cfg, resolution=float(res))
-        results[float(res)] = recluster(adata, pre, cfg_r, key_added=f"{key_prefix or pre.method}_r{res:g}", _monitor=monitor)
+        results[float(res)] = recluster(adata, pre, cfg_r, key_added=f"{key_added or pre.method}_r{res:g}", _monitor=monitor)
+        if copy:
+            results[float(res)].adata = adata
     return results

@@ -143,10 +143,10 @@ def run_fit(args: argparse.Namespace) -> int:
         if note:
             print(f"note: {note}", file=sys.stderr)
     if args.resolution and len(args.resolution) > 1:
-        runs = list(api.fit_resolutions(adata, args.resolution, args.method, cfg, label_key=args.label_key,
-                                        callbacks=[_Progress(args.quiet)], key_prefix=args.key).values())
+        runs = list(api.fit_resolutions(adata, args.resolution, cfg, label_key=args.label_key,
+                                        callbacks=[_Progress(args.quiet)], key_added=args.key).values())
     else:
-        runs = [api.fit(adata, args.method, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
+        runs = [api.fit(adata, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
     for note in runs[0].notes:
         print(f"note: {note}", file=sys.stderr)
     for result in runs:

@@ -173,7 +173,20 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {"desc": DESCConfig, "scdcc": SCDC
 
 
 def config_for(method: str, **overrides: Any) -> BaseConfig:
-    """Default config of ``method`` (``"desc"`` or ``"scdcc"``) with ``overrides`` applied."""
+    """Default config of a method with some settings changed.
+
+    Parameters
+    ----------
+    method
+        ``"desc"`` or ``"scdcc"``.
+    **overrides
+        Settings to change, by field name (e.g. ``n_clusters=8``); each is validated.
+
+    Returns
+    -------
+    BaseConfig
+        A :class:`DESCConfig` or :class:`SCDCCConfig`.
+    """
     try:
         cls = CONFIG_CLASSES[method.lower()]
     except KeyError:

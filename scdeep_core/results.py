@@ -68,6 +68,7 @@ class ClusteringResult:
     k_selection: KSelection | None = None  # the scan behind an automatic k
     init_scores: dict[str, float] = field(default_factory=dict)  # scores of the initial clustering
     pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
+    adata: Any = field(default=None, repr=False, compare=False)  # the annotated copy when fit(..., copy=True)
 
     @property
     def n_clusters(self) -> int:
@@ -213,7 +214,19 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
     """Save a run: ``result.h5ad``, ``config.json`` (with versions, scores, timings),
     ``history.csv`` and ``labels.csv`` (cluster, confidence and embedding per cell).
 
-    Returns the paths written.
+    Parameters
+    ----------
+    adata
+        The AnnData the run was fitted on; its result keys are written first if missing.
+    result
+        From :func:`~scdeep_core.fit` or :func:`~scdeep_core.recluster`.
+    folder
+        Where the four files go (created if needed).
+
+    Returns
+    -------
+    dict
+        ``"h5ad"``, ``"config"``, ``"history"``, ``"labels"`` -> the paths written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -253,7 +266,18 @@ def labels_table(adata: ad.AnnData, key: str) -> pd.DataFrame:
 
 
 def load_run(folder: str | Path) -> tuple[ad.AnnData, ClusteringResult]:
-    """Load a folder written by :func:`save_run`."""
+    """Load a folder written by :func:`save_run`.
+
+    Parameters
+    ----------
+    folder
+        The folder :func:`save_run` wrote.
+
+    Returns
+    -------
+    tuple
+        The AnnData with its result keys, and the :class:`ClusteringResult` rebuilt from them.
+    """
     folder = Path(folder)
     meta = json.loads((folder / "config.json").read_text())
     adata = ad.read_h5ad(folder / "result.h5ad")
@@ -282,14 +306,14 @@ def reproduce_snippet(result: ClusteringResult, load_code: str = "adata = sd.io.
     labels[result.cell_mask] = result.labels
     return (
         "# Reproduces this scDeep run (same config and seed -> same labels on CPU).\n"
-        "# Needs scdeep_core: pip install -r requirements.txt in a checkout of scDeep.\n"
+        "# Needs scdeep_core 0.2 or later: pip install -r requirements.txt in a checkout of scDeep.\n"
         "import hashlib\n\n"
         "import numpy as np\n"
         "import scdeep_core as sd\n"
         "from scdeep_core import pp  # noqa: F401  (used when the data was filtered)\n\n"
         f"{load_code}\n"
         f"config = sd.{cls}.from_dict({cfg!r})\n"
-        f"result = sd.fit(adata, {result.method!r}, config, label_key={label_key!r}, key_added={result.key!r})\n"
+        f"result = sd.fit(adata, config, label_key={label_key!r}, key_added={result.key!r})\n"
         "print(result.summary())\n\n"
         "# The original run's labels, as a fingerprint (cluster per cell, -1 for cells it could not use).\n"
         "got = np.full(len(result.cell_mask), -1, dtype=np.int64)\n"

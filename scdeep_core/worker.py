@@ -139,7 +139,7 @@ def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken,
         result = recluster(spec.adata, spec.pretrained, spec.config, callbacks=callbacks, stop_token=stop_token,
                            key_added=spec.key)
     else:
-        result = fit(spec.adata, spec.method, spec.config, label_key=spec.label_key, callbacks=callbacks,
+        result = fit(spec.adata, spec.config if spec.config is not None else spec.method, label_key=spec.label_key, callbacks=callbacks,
                      stop_token=stop_token, key_added=spec.key)
     coords, note = None, ""
     if spec.umap and not stop_token.stopped:

@@ -16,7 +16,7 @@ FAST = dict(pretrain_epochs=30, max_cluster_epochs=20, hidden_dims=(64,), latent
 def test_fit_recovers_simulated_groups_and_writes_keys(small_sim, method):
     events = []
     cfg = sd.config_for(method, n_clusters=3, **FAST)
-    res = sd.fit(small_sim, method, cfg, label_key="group", callbacks=[events.append])
+    res = sd.fit(small_sim, cfg, label_key="group", callbacks=[events.append])
     assert res.scores["ari"] > 0.9
     a = small_sim
     assert a.obs[f"{method}_cluster"].dtype.name == "category"
@@ -35,13 +35,13 @@ def test_fit_recovers_simulated_groups_and_writes_keys(small_sim, method):
 
 def test_same_seed_same_labels(small_sim):
     cfg = dict(n_clusters=3, **FAST)
-    a = sd.fit(small_sim.copy(), "scdcc", sd.SCDCCConfig(**cfg)).labels
-    b = sd.fit(small_sim.copy(), "scdcc", sd.SCDCCConfig(**cfg)).labels
+    a = sd.fit(small_sim.copy(), sd.SCDCCConfig(**cfg)).labels
+    b = sd.fit(small_sim.copy(), sd.SCDCCConfig(**cfg)).labels
     np.testing.assert_array_equal(a, b)
 
 
 def test_leiden_when_k_unknown(small_sim):
-    res = sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=None, resolution=0.5, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.DESCConfig(n_clusters=None, resolution=0.5, **FAST), label_key="group")
     assert 2 <= res.n_clusters <= 8
 
 
@@ -52,7 +52,7 @@ def test_stop_during_pretraining_returns_usable_result(small_sim):
         if e.phase == "pretrain" and e.epoch == 2:
             token.stop()
 
-    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, **FAST), stop_token=token, callbacks=[stop_after_two])
+    res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, **FAST), stop_token=token, callbacks=[stop_after_two])
     assert res.stage == "pretrain" and len(res.labels) == small_sim.n_obs and res.q.shape == (small_sim.n_obs, 3)
     assert (res.history["phase"] == "pretrain").sum() == 2
 
@@ -67,13 +67,13 @@ def test_stop_during_clustering_from_another_thread(small_sim):
             token.stop()
 
     cfg = sd.DESCConfig(n_clusters=3, tol=0.0, **FAST)
-    res = sd.fit(small_sim, "desc", cfg, stop_token=token, callbacks=[cb])
+    res = sd.fit(small_sim, cfg, stop_token=token, callbacks=[cb])
     assert seen_cluster.is_set() and res.stage == "cluster" and not res.converged
 
 
 def test_constraints_from_labels_are_scored_on_other_cells(small_sim):
     c = sd.ConstraintConfig(source="labels", label_key="group", fraction=0.1, n_pairs=300)
-    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
     assert res.eval_mask.sum() == small_sim.n_obs - 30
     assert any("must-link" in n for n in res.notes)
     assert "ml" in res.history.columns.str.replace("loss_", "").tolist()
@@ -92,7 +92,7 @@ def test_constraints_from_matrix_and_pair_file(small_sim, tmp_path):
     pf = cons.read_pair_file(tmp_path / "p.csv", names)
     assert pf.must_link.tolist() == [[0, 2]] and pf.cannot_link.tolist() == [[1, 3]]
     c = sd.ConstraintConfig(source="obsm", obsm_key="protein", n_pairs=200)
-    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
     assert res.scores["ari"] > 0.8
 
 
@@ -104,16 +104,16 @@ def test_pair_file_with_unknown_cells(small_sim, tmp_path):
 
 def test_bad_settings_and_inputs(small_sim):
     with pytest.raises(sd.InputError, match="more than the 300 cells"):
-        sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=301))
+        sd.fit(small_sim, sd.DESCConfig(n_clusters=301))
     with pytest.raises(sd.ConfigError, match="n_clusters = 1"):
         sd.DESCConfig(n_clusters=1)
     with pytest.raises(sd.InputError, match="'nope' is not in obs.*group"):
-        sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=3), label_key="nope")
+        sd.fit(small_sim, sd.DESCConfig(n_clusters=3), label_key="nope")
     normalised = small_sim.copy()
     normalised.layers["counts"] = normalised.layers["counts"] * 0.37
     with pytest.raises(sd.InputError, match="not integers.*DESC"):
-        sd.fit(normalised, "scdcc", sd.SCDCCConfig(n_clusters=3))
-    res = sd.fit(normalised, "desc", sd.DESCConfig(n_clusters=3, **FAST))  # DESC accepts normalised values
+        sd.fit(normalised, sd.SCDCCConfig(n_clusters=3))
+    res = sd.fit(normalised, sd.DESCConfig(n_clusters=3, **FAST))  # DESC accepts normalised values
     assert res.n_clusters == 3
 
 
@@ -122,13 +122,13 @@ def test_all_zero_cells_are_dropped_with_note(small_sim):
     m = a.layers["counts"].tolil()
     m[:5] = 0
     a.layers["counts"] = m.tocsr()
-    res = sd.fit(a, "desc", sd.DESCConfig(n_clusters=3, **FAST))
+    res = sd.fit(a, sd.DESCConfig(n_clusters=3, **FAST))
     assert any("5 all-zero cells" in n for n in res.notes)
     assert a.obs["desc_cluster"].isna().sum() == 5 and a.obs["desc_confidence"].isna().sum() == 5
 
 
 def test_save_and_load_run(small_sim, tmp_path):
-    res = sd.fit(small_sim, "desc", sd.DESCConfig(n_clusters=3, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.DESCConfig(n_clusters=3, **FAST), label_key="group")
     paths = sd.save_run(small_sim, res, tmp_path / "run")
     adata2, res2 = sd.load_run(tmp_path / "run")
     np.testing.assert_array_equal(res2.labels, res.labels)
@@ -156,7 +156,7 @@ def test_pbmc_demo_counts_are_exact_integers(pbmc_demo):
 
 def test_several_resolutions_share_one_pretrained_autoencoder(small_sim):
     events = []
-    res = sd.fit_resolutions(small_sim, [0.2, 1.5], "desc", sd.DESCConfig(**FAST), label_key="group", callbacks=[events.append])
+    res = sd.fit_resolutions(small_sim, [0.2, 1.5], sd.DESCConfig(**FAST), label_key="group", callbacks=[events.append])
     assert set(res) == {0.2, 1.5}
     assert sum(e.phase == "pretrain" for e in events) == FAST["pretrain_epochs"]  # pretrained once
     assert res[0.2].n_clusters <= res[1.5].n_clusters
@@ -184,11 +184,11 @@ def test_umap_layout_keeps_groups_apart_and_is_seeded():
 
 def test_no_held_out_labelled_cells_gives_no_score(small_sim):
     c = sd.ConstraintConfig(source="labels", label_key="group", fraction=1.0, n_pairs=100)
-    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
     assert res.scores == {} and any("No held-out labelled cells" in n for n in res.notes)
     empty = small_sim.copy()
     empty.obs["none"] = pd.Series([None] * empty.n_obs, index=empty.obs_names, dtype=object)
-    res = sd.fit(empty, "desc", sd.DESCConfig(n_clusters=3, **FAST), label_key="none")
+    res = sd.fit(empty, sd.DESCConfig(n_clusters=3, **FAST), label_key="none")
     assert res.scores == {} and "ARI" not in res.summary()
 
 

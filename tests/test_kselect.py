@@ -58,7 +58,7 @@ def test_pick_resolution_takes_finest_reproducible_row():
 
 def test_auto_k_recovers_simulated_groups_and_is_kept_with_the_result(tmp_path):
     adata = simulate_counts(n_cells=600, n_genes=400, n_groups=5, separation=2.0, seed=2)
-    res = sd.fit(adata, "desc", sd.DESCConfig(n_clusters="auto", **FAST), label_key="group")
+    res = sd.fit(adata, sd.DESCConfig(n_clusters="auto", **FAST), label_key="group")
     assert res.n_clusters == 5, res.k_selection.table
     assert res.scores["ari"] > 0.9
     assert any("Automatic choice: k = 5" in n for n in res.notes)
@@ -77,7 +77,7 @@ def test_default_config_chooses_k():
 
 def test_recluster_reuses_the_pretrained_model(small_sim):
     events = []
-    res = sd.fit(small_sim, "scdcc", sd.SCDCCConfig(n_clusters=3, **FAST), label_key="group")
+    res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, **FAST), label_key="group")
     pre = res.pretrained
     weights = {k: v.clone() for k, v in pre.model.state_dict().items()}
     again = sd.recluster(small_sim, pre, callbacks=[events.append], key_added="again")
@@ -97,7 +97,7 @@ def torch_equal(a, b) -> bool:
 
 def test_capped_run_is_flagged_not_converged(small_sim):
     cfg = sd.DESCConfig(n_clusters=3, tol=0.0, **dict(FAST, max_cluster_epochs=3))
-    res = sd.fit(small_sim, "desc", cfg)
+    res = sd.fit(small_sim, cfg)
     assert res.stage == "done" and not res.converged and res.delta_label is not None
     assert "NOT converged" in res.summary() and "cap" in res.convergence()
     assert any(n.startswith("Not converged") for n in res.notes)
@@ -107,15 +107,15 @@ def test_capped_run_is_flagged_not_converged(small_sim):
 
 def test_clustering_stage_runs_its_minimum_epochs(small_sim):
     cfg = sd.DESCConfig(n_clusters=3, **dict(FAST, min_cluster_epochs=6, tol=0.5))
-    res = sd.fit(small_sim, "desc", cfg)
+    res = sd.fit(small_sim, cfg)
     assert res.converged and res.timings["cluster_epochs"] == 6
     assert (res.history["phase"] == "cluster").sum() == 6
 
 
 def test_auto_k_is_reproducible_and_drawn(small_sim):
     cfg = sd.DESCConfig(n_clusters="auto", **FAST)
-    a = sd.fit(small_sim.copy(), "desc", cfg)
-    b = sd.fit(small_sim.copy(), "desc", cfg)
+    a = sd.fit(small_sim.copy(), cfg)
+    b = sd.fit(small_sim.copy(), cfg)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.k_selection.table.equals(b.k_selection.table)
     from scdeep_core import figures

@@ -79,7 +79,7 @@ def test_a_real_fit_reports_every_phase_and_an_honest_estimate(small_sim):
     events = []
     cfg = DESCConfig(n_clusters=3, pretrain_epochs=15, pretrain_patience=0, max_cluster_epochs=30, hidden_dims=(32,),
                      latent_dim=8, seed=0)
-    fit(small_sim, "desc", cfg, callbacks=[lambda e: events.append((e.phase, e.elapsed, e.eta, e.eta_max, e.progress))])
+    fit(small_sim, cfg, callbacks=[lambda e: events.append((e.phase, e.elapsed, e.eta, e.eta_max, e.progress))])
     phases = [p for p, *_ in events]
     assert phases[0] == "prepare" and events[0][2] is None  # the data is prepared before anything is timed
     order = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]

@@ -35,7 +35,7 @@ def test_more_than_8192_cells_graph_and_umap_path():
     from scdeep_core.embedding import add_umap
 
     adata = ad.read_h5ad(shared_file("cbmc_citeseq_8617.h5ad"))
-    res = sd.fit(adata, "desc", sd.DESCConfig(n_clusters=None, resolution=1.0, pretrain_epochs=5, max_cluster_epochs=3), label_key="label")
+    res = sd.fit(adata, sd.DESCConfig(n_clusters=None, resolution=1.0, pretrain_epochs=5, max_cluster_epochs=3), label_key="label")
     assert res.n_clusters >= 5 and res.scores["ari"] > 0.3
     coords = add_umap(adata, "desc")
     assert coords.shape == (8617, 2) and np.isfinite(coords).all()
@@ -44,6 +44,6 @@ def test_more_than_8192_cells_graph_and_umap_path():
 def test_protein_constraints_on_citeseq(tmp_path):
     adata = ad.read_h5ad(shared_file("cbmc_citeseq_8617.h5ad"))
     c = sd.ConstraintConfig(source="obsm", obsm_key="protein", n_pairs=1000)
-    res = sd.fit(adata, "scdcc", sd.SCDCCConfig(n_clusters=15, constraints=c, pretrain_epochs=3, max_cluster_epochs=2), label_key="label")
+    res = sd.fit(adata, sd.SCDCCConfig(n_clusters=15, constraints=c, pretrain_epochs=3, max_cluster_epochs=2), label_key="label")
     assert "ml" in res.history.columns.str.replace("loss_", "").tolist()
     assert res.eval_mask.sum() < adata.n_obs  # cells used by constraints are not scored

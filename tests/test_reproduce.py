@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_snippet_runs_outside_the_checkout_and_gets_the_same_labels(tmp_path):
     adata = sd.datasets.load_builtin("pbmc68k_reduced")
     config = sd.DESCConfig(n_clusters=6, pretrain_epochs=8, max_cluster_epochs=5, seed=3)
-    result = sd.fit(adata, "desc", config, label_key="bulk_labels")
+    result = sd.fit(adata, config, label_key="bulk_labels")
     snippet = reproduce_snippet(result, "adata = sd.datasets.load_builtin('pbmc68k_reduced')", label_key="bulk_labels")
     compile(snippet, "reproduce.py", "exec")  # plain Python: no JSON null/true
     script = tmp_path / "reproduce.py"
