@@ -1,4 +1,5 @@
 """scDeep dashboard: ``streamlit run app.py``."""
+
 import streamlit as st
 
 from pages.common import PAGES, init_state, sidebar

@@ -8,6 +8,7 @@ BENCHMARKS.md; quick or partial runs write to ``bench/scratch/`` unless ``--out`
 Each measurement is saved under ``bench/.cache/<code version>/``; ``--resume`` reuses them
 after a killed run of the same code (``scdeep_core``, ``bench``, ``pages``, ``app.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,10 @@ class Checkpoint:
     """
 
     def __init__(self, resume: bool, suffix: str = ""):
-        self.dirs = {"core": ROOT / "bench" / ".cache" / (code_version(CORE_CODE) + suffix),
-                     "app": ROOT / "bench" / ".cache" / (code_version(APP_CODE) + suffix)}
+        self.dirs = {
+            "core": ROOT / "bench" / ".cache" / (code_version(CORE_CODE) + suffix),
+            "app": ROOT / "bench" / ".cache" / (code_version(APP_CODE) + suffix),
+        }
         self.resume = resume
         self.commits: set[str] = set()  # the commits whose measurements the report uses
 
@@ -60,30 +63,48 @@ class Checkpoint:
         return result
 
 
-def accuracy(datasets: dict, seeds: list[int], overrides: dict, variants: list[str], log, checkpoint: Checkpoint) -> pd.DataFrame:
+def accuracy(
+    datasets: dict, seeds: list[int], overrides: dict, variants: list[str], log, checkpoint: Checkpoint
+) -> pd.DataFrame:
     rows = []
     for name, (path, label_key, k) in datasets.items():
         for variant in variants:
             t = time.perf_counter()
-            out = checkpoint.run(f"accuracy__{name}__{variant}", "bench.run_one",
-                                 {"path": str(path), "label_key": label_key, "k": k, "variant": variant,
-                                  "seeds": seeds, "overrides": overrides.get(variant.split("_")[0], {})}, timeout=7200)
+            out = checkpoint.run(
+                f"accuracy__{name}__{variant}",
+                "bench.run_one",
+                {
+                    "path": str(path),
+                    "label_key": label_key,
+                    "k": k,
+                    "variant": variant,
+                    "seeds": seeds,
+                    "overrides": overrides.get(variant.split("_")[0], {}),
+                },
+                timeout=7200,
+            )
             for r in out["rows"]:
                 rows.append(dict(r, dataset=name, variant=variant, peak_rss_mb=out["peak_rss_mb"]))
-            log(f"{name} {variant}: ARI {np.mean([r['ari'] for r in out['rows']]):.3f} ({time.perf_counter() - t:.0f}s)")
+            log(
+                f"{name} {variant}: ARI {np.mean([r['ari'] for r in out['rows']]):.3f} ({time.perf_counter() - t:.0f}s)"
+            )
     return pd.DataFrame(rows)
 
 
 def summarise_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["dataset", "variant"], sort=False)
     fmt = lambda col: g[col].mean().round(3).astype(str) + " ± " + g[col].std().fillna(0).round(3).astype(str)  # noqa: E731
-    s = pd.DataFrame({
-        "ARI": fmt("ari"), "NMI": fmt("nmi"), "ACC": fmt("acc"),
-        "seed agreement": g["seed_agreement"].mean().round(3) if "seed_agreement" in df else np.nan,
-        "k found": g["k_found"].agg(lambda v: "/".join(str(int(x)) for x in v)),
-        "wall s (mean)": g["seconds"].mean().round(1),
-        "peak RSS MiB": g["peak_rss_mb"].max().round(0).astype(int),
-    })
+    s = pd.DataFrame(
+        {
+            "ARI": fmt("ari"),
+            "NMI": fmt("nmi"),
+            "ACC": fmt("acc"),
+            "seed agreement": g["seed_agreement"].mean().round(3) if "seed_agreement" in df else np.nan,
+            "k found": g["k_found"].agg(lambda v: "/".join(str(int(x)) for x in v)),
+            "wall s (mean)": g["seconds"].mean().round(1),
+            "peak RSS MiB": g["peak_rss_mb"].max().round(0).astype(int),
+        }
+    )
     return s.reset_index()
 
 
@@ -94,13 +115,15 @@ def accuracy_stages(df: pd.DataFrame) -> pd.DataFrame:
     if deep.empty or "ari_init" not in deep:
         return pd.DataFrame()
     g = deep.groupby(["dataset", "variant"], sort=False)
-    return pd.DataFrame({
-        "ARI pretrained (KMeans, true k)": g["ari_pretrain_kmeans"].mean().round(3),
-        "ARI initial clusters": g["ari_init"].mean().round(3),
-        "ARI final": g["ari"].mean().round(3),
-        "clustering epochs": g["cluster_epochs"].agg(lambda v: "/".join(str(int(x)) for x in v)),
-        "converged": g["converged"].agg(lambda v: f"{int(sum(bool(x) for x in v))}/{len(v)}"),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "ARI pretrained (KMeans, true k)": g["ari_pretrain_kmeans"].mean().round(3),
+            "ARI initial clusters": g["ari_init"].mean().round(3),
+            "ARI final": g["ari"].mean().round(3),
+            "clustering epochs": g["cluster_epochs"].agg(lambda v: "/".join(str(int(x)) for x in v)),
+            "converged": g["converged"].agg(lambda v: f"{int(sum(bool(x) for x in v))}/{len(v)}"),
+        }
+    ).reset_index()
 
 
 def targets(df: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +145,10 @@ def targets(df: pd.DataFrame) -> pd.DataFrame:
                 true_k = int(round(np.median(k_found.loc[ds, "kmeans_pca"]))) if "kmeans_pca" in m.columns else None
                 in_range = true_k is not None and all(abs(k - true_k) <= 0.25 * true_k for k in ks)
                 row[f"{auto} k (±25 %?)"] = "/".join(str(int(k)) for k in ks) + (" yes" if in_range else " no")
-                row[f"{auto} ARI vs Leiden res 1"] = f"{m.loc[ds, auto]:.3f} {'>' if m.loc[ds, auto] > m.loc[ds, 'leiden_scanpy'] else '≤'} {m.loc[ds, 'leiden_scanpy']:.3f}"
+                row[f"{auto} ARI vs Leiden res 1"] = (
+                    f"{m.loc[ds, auto]:.3f} {'>' if m.loc[ds, auto] > m.loc[ds, 'leiden_scanpy'] else '≤'} "
+                    f"{m.loc[ds, 'leiden_scanpy']:.3f}"
+                )
             if method in agree.columns:
                 row[f"{method} seed agreement"] = f"{agree.loc[ds, method]:.3f}"
         rows.append(row)
@@ -157,7 +183,7 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
         axes[0].plot(n, [r[method]["cluster_epoch_s"] for r in rows], "s--", label=f"{method} cluster epoch")
         axes[1].plot(n, [r[method]["fit_s"] for r in rows], "o-", label=method)
     axes[2].plot(n, [r["peak_rss_mb"] / 1024 for r in rows], "o-")
-    for ax, title in zip(axes, ["seconds per epoch", "fit seconds (fixed schedule)", "peak RSS (GiB)"]):
+    for ax, title in zip(axes, ["seconds per epoch", "fit seconds (fixed schedule)", "peak RSS (GiB)"], strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log" if ax is not axes[2] else "linear")
         ax.set_xlabel("cells")
@@ -169,8 +195,18 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
     plt.close()
 
 
-def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling: list[dict], cold: dict, seconds: float,
-                 load: dict | None = None, commit: str | None = None, resumed: bool = False) -> None:
+def write_report(
+    out: Path,
+    quick: bool,
+    acc: pd.DataFrame,
+    speed: dict,
+    scaling: list[dict],
+    cold: dict,
+    seconds: float,
+    load: dict | None = None,
+    commit: str | None = None,
+    resumed: bool = False,
+) -> None:
     # The committed report keeps its plots in bench/plots/; any other report beside itself in plots/.
     plots = out.parent / "bench" / "plots" if out.resolve() == REPORT.resolve() else out.parent / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -183,7 +219,9 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         "# Benchmarks" + (" (quick mode)" if quick else ""),
         "",
         f"Measured on commit `{commit or git_commit()}`, {dt.date.today()}, {machine()}. float32. "
-        f"Whole run: {seconds / 60:.1f} min{' (last part; earlier parts resumed from bench/.cache)' if resumed else ''} (`python -m bench{' --quick' if quick else ''}`).",
+        f"Whole run: {seconds / 60:.1f} min{' (last part; earlier parts resumed from bench/.cache)' if resumed else ''}"
+        " "
+        f"(`python -m bench{' --quick' if quick else ''}`).",
         "",
         "## 1. Accuracy",
         "",
@@ -217,16 +255,42 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
         "",
     ]
     if scaling:
-        tab = pd.DataFrame([{"cells": r["n_cells"], **{f"{m} {k}": round(r[m][k], 3) for m in ("desc", "scdcc")
-                                                          for k in ("pretrain_epoch_s", "cluster_epoch_s", "fit_s")},
-                             "peak RSS MiB": round(r["peak_rss_mb"])} for r in scaling])
-        lines += ["## 3. Scaling", "", "Cells resampled from `cbmc_citeseq_8617` with per-cell binomial thinning (seeded, labels "
-                  "carried over); fixed schedule (pretraining and clustering epochs as listed in the command); "
-                  "each size in a fresh process.", "", tab.to_markdown(index=False), "",
-                  f"![scaling]({link}/{'scaling_quick.png' if quick else 'scaling.png'})", ""]
+        tab = pd.DataFrame(
+            [
+                {
+                    "cells": r["n_cells"],
+                    **{
+                        f"{m} {k}": round(r[m][k], 3)
+                        for m in ("desc", "scdcc")
+                        for k in ("pretrain_epoch_s", "cluster_epoch_s", "fit_s")
+                    },
+                    "peak RSS MiB": round(r["peak_rss_mb"]),
+                }
+                for r in scaling
+            ]
+        )
+        lines += [
+            "## 3. Scaling",
+            "",
+            "Cells resampled from `cbmc_citeseq_8617` with per-cell binomial thinning (seeded, labels "
+            "carried over); fixed schedule (pretraining and clustering epochs as listed in the command); "
+            "each size in a fresh process.",
+            "",
+            tab.to_markdown(index=False),
+            "",
+            f"![scaling]({link}/{'scaling_quick.png' if quick else 'scaling.png'})",
+            "",
+        ]
     if cold:
-        lines += ["## 4. Cold start", "", "A fresh Python process: import, read, DESC fit, then the UMAP of the embedding "
-                  "(numba compilation included).", "", pd.DataFrame([cold]).round(2).to_markdown(index=False), ""]
+        lines += [
+            "## 4. Cold start",
+            "",
+            "A fresh Python process: import, read, DESC fit, then the UMAP of the embedding "
+            "(numba compilation included).",
+            "",
+            pd.DataFrame([cold]).round(2).to_markdown(index=False),
+            "",
+        ]
     if load:
         lines += ["## 5. Several users at once", "", load_table(load), ""]
     out.write_text("\n".join(lines))
@@ -234,53 +298,88 @@ def write_report(out: Path, quick: bool, acc: pd.DataFrame, speed: dict, scaling
 
 def load_table(load: dict) -> str:
     """The load test (bench/load.py) as text: what was run, then draw times per page."""
-    head = (f"{load['sessions']} sessions in real Chromium each load the built-in PBMC and press Start (DESC, default "
-            f"settings, automatic k) at the same moment; runs beyond one at a time wait in the queue. "
-            f"{load['repeats']} rounds, each on a fresh server: {load['finished']} of {load['sessions'] * load['repeats']} runs "
-            f"finished, each round's within {load['all_finished_s']} s. Meanwhile a "
-            "further browser keeps switching pages (Learn, Data, Explore, Train, looking at each for a second): "
-            "*first paint* is the time from the click to the page's heading, *complete* to its script finished and "
-            f"painted. {load['page_draws']} draws pooled over the rounds, {len(load.get('failed_draws', []))} that never "
-            "came. The measuring browser has visited each page once before the runs start (a returning user); the idle "
-            "rows repeat the walk with nobody training (what the pages cost by themselves), the last rows in a "
-            "browser that has never opened the app (its scripts and fonts load on the first visits).")
+    head = (
+        f"{load['sessions']} sessions in real Chromium each load the built-in PBMC and press Start (DESC, default "
+        f"settings, automatic k) at the same moment; runs beyond one at a time wait in the queue. "
+        f"{load['repeats']} rounds, each on a fresh server: {load['finished']} of "
+        f"{load['sessions'] * load['repeats']} runs "
+        f"finished, each round's within {load['all_finished_s']} s. Meanwhile a "
+        "further browser keeps switching pages (Learn, Data, Explore, Train, looking at each for a second): "
+        "*first paint* is the time from the click to the page's heading, *complete* to its script finished and "
+        f"painted. {load['page_draws']} draws pooled over the rounds, {len(load.get('failed_draws', []))} that never "
+        "came. The measuring browser has visited each page once before the runs start (a returning user); the idle "
+        "rows repeat the walk with nobody training (what the pages cost by themselves), the last rows in a "
+        "browser that has never opened the app (its scripts and fonts load on the first visits)."
+    )
     rows = []
-    for when, run in [("while training", load), ("idle (nobody training)", load.get("idle")),
-                      ("idle, browser's first visits", load.get("cold"))]:
+    for when, run in [
+        ("while training", load),
+        ("idle (nobody training)", load.get("idle")),
+        ("idle, browser's first visits", load.get("cold")),
+    ]:
         if not run:
             continue
-        for page, st in [("all", {"first_paint": run["first_paint"], "complete": run["complete"]}), *run.get("by_page", {}).items()]:
-            rows.append({"page": page, "server": when, **{f"first paint {k[:-2]}": v for k, v in st["first_paint"].items()},
-                         **{f"complete {k[:-2]}": v for k, v in st["complete"].items()}})
+        for page, st in [
+            ("all", {"first_paint": run["first_paint"], "complete": run["complete"]}),
+            *run.get("by_page", {}).items(),
+        ]:
+            rows.append(
+                {
+                    "page": page,
+                    "server": when,
+                    **{f"first paint {k[:-2]}": v for k, v in st["first_paint"].items()},
+                    **{f"complete {k[:-2]}": v for k, v in st["complete"].items()},
+                }
+            )
     text = head + "\n\nSeconds:\n\n" + pd.DataFrame(rows).to_markdown(index=False)
     step = load.get("learn_step")
     if step and "step" in step:
-        text += (f"\n\nThe Learn page answering, idle (bench/learn_step.py, timed inside the page from the press to the frame "
-                 f"that shows the three redrawn panels): a Step {step['step']['median_s']} s median "
-                 f"(90th percentile {step['step']['p90_s']} s, {step['step']['n']} presses), a move of the alpha slider "
-                 f"{step['slider']['median_s']} s median ({step['slider']['p90_s']} s, {step['slider']['n']} moves).")
+        text += (
+            "\n\nThe Learn page answering, idle (bench/learn_step.py, timed inside the page from the press to "
+            "the frame "
+            f"that shows the three redrawn panels): a Step {step['step']['median_s']} s median "
+            f"(90th percentile {step['step']['p90_s']} s, {step['step']['n']} presses), a move of the alpha slider "
+            f"{step['slider']['median_s']} s median ({step['slider']['p90_s']} s, {step['slider']['n']} moves)."
+        )
     return text
 
 
 def report_path(args: argparse.Namespace) -> Path:
     """Where the report goes: ``--out``; else BENCHMARKS.md for a full run and the scratch folder for any other."""
-    full = (not args.quick and set(args.sections.split(",")) == set(SECTIONS) and not args.extra
-            and (not args.variants or set(args.variants.split(",")) == set(VARIANTS)))
+    full = (
+        not args.quick
+        and set(args.sections.split(",")) == set(SECTIONS)
+        and not args.extra
+        and (not args.variants or set(args.variants.split(",")) == set(VARIANTS))
+    )
     out = args.out if args.out is not None else REPORT if full else SCRATCH / "BENCHMARKS.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="Small version of every section on the built-in PBMC (< 3 min).")
-    ap.add_argument("--out", type=Path,
-                    help=f"Report file. Default: {REPORT.name} for a full run, {SCRATCH.relative_to(ROOT)}/BENCHMARKS.md otherwise.")
+    ap = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="Small version of every section on the built-in PBMC (< 3 min)."
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help=f"Report file. Default: {REPORT.name} for a full run, {SCRATCH.relative_to(ROOT)}/BENCHMARKS.md "
+        "otherwise.",
+    )
     ap.add_argument("--extra", action="append", default=[], help="More data as PATH:LABEL_KEY:K (repeatable).")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"Comma-separated subset of {','.join(SECTIONS)}.")
-    ap.add_argument("--variants", help=f"Comma-separated subset of the accuracy variants (default: all of {','.join(VARIANTS)}).")
-    ap.add_argument("--resume", action="store_true",
-                    help="Reuse measurements a killed run of the same commit saved in bench/.cache/.")
+    ap.add_argument(
+        "--variants", help=f"Comma-separated subset of the accuracy variants (default: all of {','.join(VARIANTS)})."
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="Reuse measurements a killed run of the same commit saved in bench/.cache/.",
+    )
     args = ap.parse_args(argv)
     for option, given, known in (("--sections", args.sections, SECTIONS), ("--variants", args.variants, VARIANTS)):
         unknown = sorted(set(given.split(",")) - set(known)) if given else []
@@ -301,7 +400,11 @@ def main(argv: list[str] | None = None) -> int:
             demo.write_h5ad(demo_path)
             datasets = {"pbmc68k_reduced": (demo_path, "label", 10)}
             seeds = [0]
-            variants = args.variants.split(",") if args.variants else ["desc", "scdcc", "desc_auto", "leiden_scanpy", "leiden_k", "kmeans_pca"]
+            variants = (
+                args.variants.split(",")
+                if args.variants
+                else ["desc", "scdcc", "desc_auto", "leiden_scanpy", "leiden_k", "kmeans_pca"]
+            )
             overrides = {"desc": {"pretrain_epochs": 20}, "scdcc": {"pretrain_epochs": 20, "max_cluster_epochs": 10}}
             speed_input, sizes, epochs = (str(demo_path), 10), [], 2
         else:
@@ -319,20 +422,27 @@ def main(argv: list[str] | None = None) -> int:
             log(f"accuracy: reusing {saved}")
         else:
             acc = pd.DataFrame()
-        speed = (checkpoint.run("speed", "bench.speed", {"path": speed_input[0], "k": speed_input[1], "epochs": epochs})
-                 if "speed" in sections else {})
+        speed = (
+            checkpoint.run("speed", "bench.speed", {"path": speed_input[0], "k": speed_input[1], "epochs": epochs})
+            if "speed" in sections
+            else {}
+        )
         log(f"speed: {json.dumps(speed)}")
         scaling = []
         cbmc = SHARED / "cbmc_citeseq_8617.h5ad"
         if "scaling" in sections and sizes and cbmc.exists():
             for n in sizes:
-                scaling.append(checkpoint.run(f"scaling__{n}", "bench.scaling", {"path": str(cbmc), "n_cells": n, "epochs": epochs}))
+                scaling.append(
+                    checkpoint.run(
+                        f"scaling__{n}", "bench.scaling", {"path": str(cbmc), "n_cells": n, "epochs": epochs}
+                    )
+                )
                 log(f"scaling {n}: {json.dumps(scaling[-1])}")
         cold = {}
         if "cold" in sections:
-            from .scaling import resample
-
             import anndata as ad
+
+            from .scaling import resample
 
             if cbmc.exists() and not args.quick:
                 data10k = resample(ad.read_h5ad(cbmc), 10_000)
@@ -340,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 import scdeep_core as sd
 
-                data10k, k = sd.datasets.simulate_counts(n_cells=2000 if args.quick else 10_000, n_genes=1000, n_groups=5), 5
+                data10k, k = (
+                    sd.datasets.simulate_counts(n_cells=2000 if args.quick else 10_000, n_genes=1000, n_groups=5),
+                    5,
+                )
             p = Path(tmp) / "cold.h5ad"
             data10k.write_h5ad(p)
             cold = checkpoint.run("cold", "bench.coldstart", {"path": str(p), "k": k})
@@ -352,13 +465,26 @@ def main(argv: list[str] | None = None) -> int:
         # The same browser walk with nobody training: what the pages cost by themselves.
         load["idle"] = checkpoint.run("load_idle", "bench.load", {"sessions": 0, "min_s": 45}, code="app")
         # ...and a browser's very first visits (scripts and fonts not loaded yet), nobody training.
-        load["cold"] = checkpoint.run("load_cold", "bench.load", {"sessions": 0, "min_s": 10, "warm": False}, code="app")
+        load["cold"] = checkpoint.run(
+            "load_cold", "bench.load", {"sessions": 0, "min_s": 10, "warm": False}, code="app"
+        )
         log(f"load, idle: {json.dumps(load['idle'])}; first visits: {json.dumps(load['cold'])}")
         load["learn_step"] = checkpoint.run("learn_step", "bench.learn_step", {"steps": 15}, code="app")
         log(f"Learn page answering: {json.dumps(load['learn_step'])}")
     if not acc.empty:
         acc.to_csv(args.out.with_suffix(".accuracy.csv"), index=False)
-    write_report(args.out, args.quick, acc, speed, scaling, cold, time.perf_counter() - t0, load, ", ".join(sorted(checkpoint.commits)) or git_commit(), args.resume)
+    write_report(
+        args.out,
+        args.quick,
+        acc,
+        speed,
+        scaling,
+        cold,
+        time.perf_counter() - t0,
+        load,
+        ", ".join(sorted(checkpoint.commits)) or git_commit(),
+        args.resume,
+    )
     log(f"wrote {args.out}")
     return 0
 

@@ -7,6 +7,7 @@ built-in PBMC is clustered (DESC, short), one cluster is named and the download 
 way the Explore page writes it. Prints one JSON line: layouts, obs columns, the columns whose
 colours cellxgene took from the file, and whether it warned about the matrix format.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def main() -> None:
             port = s.getsockname()[1]
         log = Path(tmp) / "cellxgene.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen([binary, "launch", str(path), "--port", str(port), "--host", "127.0.0.1"], stdout=out, stderr=out)
+            proc = subprocess.Popen(
+                [binary, "launch", str(path), "--port", str(port), "--host", "127.0.0.1"], stdout=out, stderr=out
+            )
         try:
             api = f"http://127.0.0.1:{port}/api/v0.2"
             for _ in range(120):
@@ -59,12 +62,16 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    print(json.dumps({
-        "layouts": [layout["name"] for layout in schema["layout"]["obs"]],
-        "obs_columns": {c["name"]: c["type"] for c in schema["annotations"]["obs"]["columns"]},
-        "colours_from_file": sorted(colours),
-        "matrix_format_warning": "csr" in text.lower() or "slow" in text.lower(),
-    }))
+    print(
+        json.dumps(
+            {
+                "layouts": [layout["name"] for layout in schema["layout"]["obs"]],
+                "obs_columns": {c["name"]: c["type"] for c in schema["annotations"]["obs"]["columns"]},
+                "colours_from_file": sorted(colours),
+                "matrix_format_warning": "csr" in text.lower() or "slow" in text.lower(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Cold start: from a fresh Python process to a clustering result and to a UMAP."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,18 @@ def main() -> None:
     t_result = time.perf_counter() - T0
     add_umap(adata, "desc")
     t_umap = time.perf_counter() - T0
-    print(json.dumps({"import_s": t_import, "to_result_s": t_result, "to_umap_s": t_umap, "umap_only_s": t_umap - t_result,
-                      "fit_s": res.timings["total_s"], "n_cells": adata.n_obs}))
+    print(
+        json.dumps(
+            {
+                "import_s": t_import,
+                "to_result_s": t_result,
+                "to_umap_s": t_umap,
+                "umap_only_s": t_umap - t_result,
+                "fit_s": res.timings["total_s"],
+                "n_cells": adata.n_obs,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared helpers of the benchmarks: datasets, peak memory, subprocess isolation."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,14 @@ def run_isolated(module: str, payload: dict, timeout: float = 3600) -> dict:
     A fresh process per measurement gives honest peak RSS and cold-start numbers.
     """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", module, json.dumps(payload)], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", module, json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{module} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -41,14 +48,23 @@ def run_isolated(module: str, payload: dict, timeout: float = 3600) -> dict:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
 
 # What accuracy, speed, scaling and cold start run; the load test runs the app too.
-CORE_CODE = ("scdeep_core", "requirements.txt", "bench/common.py", "bench/run_one.py", "bench/speed.py", "bench/scaling.py",
-             "bench/coldstart.py")
+CORE_CODE = (
+    "scdeep_core",
+    "requirements.txt",
+    "bench/common.py",
+    "bench/run_one.py",
+    "bench/speed.py",
+    "bench/scaling.py",
+    "bench/coldstart.py",
+)
 APP_CODE = CORE_CODE + ("pages", "app.py", ".streamlit", "bench/load.py")
 
 
@@ -81,4 +97,5 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}"
+    threads, python = torch.get_num_threads(), platform.python_version()
+    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {threads} threads, Python {python}"

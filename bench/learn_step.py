@@ -5,6 +5,7 @@ times. Each press is timed inside the page (no automation round trips): from the
 moment the three toy panels show their new images, loaded and painted. Also times moving the
 alpha slider with the keyboard (the panels redraw for the new alpha). Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +13,13 @@ import numpy as np
 from bench.load import ARGS, CHROMIUM, SCRIPT_DONE, browser_main, open_page, serve
 
 # The src of the three toy panels (alt texts start "q:", "p:" and "pull"); "?loading" until decoded.
-PANELS = ("() => [...document.querySelectorAll('img')].filter(i => /^(q:|p:|pull)/.test(i.alt))"
-          ".map(i => i.src + (i.complete ? '' : '?loading'))")
-TIMED = """action => new Promise(resolve => {
-    const panels = %s;
+PANELS = (
+    "() => [...document.querySelectorAll('img')].filter(i => /^(q:|p:|pull)/.test(i.alt))"
+    ".map(i => i.src + (i.complete ? '' : '?loading'))"
+)
+TIMED = (
+    """action => new Promise(resolve => {
+    const panels = PANELS;
     const before = panels();
     const t0 = performance.now();
     if (action === 'step') [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Step').click();
@@ -26,7 +30,8 @@ TIMED = """action => new Promise(resolve => {
         else requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-})""" % PANELS
+})"""
+).replace("PANELS", PANELS, 1)
 
 
 def measure(steps: int = 15, slider_moves: int = 8) -> dict:
@@ -49,7 +54,10 @@ def measure(steps: int = 15, slider_moves: int = 8) -> dict:
             thumb = page.get_by_role("slider", name="alpha (Student's t degrees of freedom)")
             for i in range(slider_moves + 1):
                 # Start watching (the clock starts here, a little before the key press lands), press, wait.
-                page.evaluate(f"() => {{ window.__answered = undefined; ({TIMED})('wait').then(s => {{ window.__answered = s; }}); }}")
+                page.evaluate(
+                    "() => "
+                    f"{{ window.__answered = undefined; ({TIMED})('wait').then(s => {{ window.__answered = s; }}); }}"
+                )
                 thumb.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
                 page.wait_for_function("() => window.__answered !== undefined", polling="raf", timeout=30_000)
                 slider_s.append(page.evaluate("() => window.__answered") / 1000)
@@ -59,8 +67,14 @@ def measure(steps: int = 15, slider_moves: int = 8) -> dict:
         proc.terminate()
         proc.wait(10)
     step_s, slider_s = np.array(step_s[1:]), np.array(slider_s[1:])  # the first of each warms caches
-    stats = lambda x: {"median_s": round(float(np.median(x)), 3), "p90_s": round(float(np.quantile(x, 0.9)), 3),  # noqa: E731
-                       "n": int(len(x))}
+
+    def stats(x: np.ndarray) -> dict:
+        return {
+            "median_s": round(float(np.median(x)), 3),
+            "p90_s": round(float(np.quantile(x, 0.9)), 3),
+            "n": int(len(x)),
+        }
+
     return {"step": stats(step_s), "slider": stats(slider_s)}
 
 

@@ -7,6 +7,7 @@ each page takes to draw: its heading (first paint) and the whole page (its scrip
 browser painted), then looks at it for ``dwell_s`` seconds. Prints one JSON line: runs finished,
 time to all finished, draw times (median, p95, max; overall and per page) and the number of samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 HEADING_SHOWN = "name => [...document.querySelectorAll('h1')].some(h => h.innerText.trim() === name)"
@@ -34,9 +43,24 @@ def serve() -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -68,8 +92,14 @@ def open_page(page, link: str, heading: str) -> tuple[float, float]:
     return first, time.perf_counter() - start
 
 
-def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 900, min_s: float = 0.0,
-              dwell_s: float = 1.0, warm: bool = True) -> dict:
+def one_round(
+    sessions: int = 5,
+    pretrain_epochs: int = 0,
+    timeout_s: float = 900,
+    min_s: float = 0.0,
+    dwell_s: float = 1.0,
+    warm: bool = True,
+) -> dict:
     """One scenario on a fresh server: the raw draws (page, seconds since Start, first paint, complete)."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
@@ -102,12 +132,21 @@ def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 90
                 users.append(page)
             # The measuring user has used the app before: each page visited once, so the browser has
             # its scripts and fonts (a first visit to Learn costs 1.5-3 s idle; reported by the idle rows).
-            viewer = p.chromium.launch(executable_path=CHROMIUM, args=ARGS).new_context(viewport={"width": 1400, "height": 1600}).new_page()
+            viewer = (
+                p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                .new_context(viewport={"width": 1400, "height": 1600})
+                .new_page()
+            )
             viewer.set_default_timeout(60_000)
             viewer.goto(url)
             viewer.get_by_role("button", name="Load dataset").click()
             expect(viewer.get_by_text("700 cells").first).to_be_visible()
-            names = [("Learn", "Learn: how the clustering loss works"), ("Data", "Data"), ("Explore", "Explore"), ("Train", "Train")]
+            names = [
+                ("Learn", "Learn: how the clustering loss works"),
+                ("Data", "Data"),
+                ("Explore", "Explore"),
+                ("Train", "Train"),
+            ]
             if warm:
                 for link, heading in names:
                     open_page(viewer, link, heading)
@@ -127,8 +166,14 @@ def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 90
                 except (AssertionError, PlaywrightError) as exc:  # a page that never drew: count it, show it, go on
                     shot = Path(os.environ.get("SCDEEP_LOAD_SHOTS", "/tmp")) / f"load_timeout_{len(failures)}.png"
                     viewer.screenshot(path=str(shot), full_page=True)
-                    failures.append({"page": link, "after_s": round(start - t0, 1), "error": str(exc).splitlines()[0],
-                                     "screenshot": str(shot)})
+                    failures.append(
+                        {
+                            "page": link,
+                            "after_s": round(start - t0, 1),
+                            "error": str(exc).splitlines()[0],
+                            "screenshot": str(shot),
+                        }
+                    )
                     first = complete = time.perf_counter() - start
                 samples.append([link, round(start - t0, 1), round(first, 3), round(complete, 3)])
                 viewer.wait_for_timeout(dwell_s * 1000)  # a user looks at the page before the next click
@@ -140,7 +185,12 @@ def one_round(sessions: int = 5, pretrain_epochs: int = 0, timeout_s: float = 90
     finally:
         proc.terminate()
         proc.wait(10)
-    return {"finished": int(sum(done)), "all_finished_s": round(all_done_s, 1), "samples": samples, "failed_draws": failures}
+    return {
+        "finished": int(sum(done)),
+        "all_finished_s": round(all_done_s, 1),
+        "samples": samples,
+        "failed_draws": failures,
+    }
 
 
 def measure(sessions: int = 5, repeats: int = 3, **kwargs) -> dict:
@@ -152,15 +202,27 @@ def measure(sessions: int = 5, repeats: int = 3, **kwargs) -> dict:
     d, c = np.asarray([row[2] for row in samples]), np.asarray([row[3] for row in samples])
 
     def stats(x: np.ndarray) -> dict:
-        return {"median_s": round(float(np.median(x)), 3), "p95_s": round(float(np.quantile(x, 0.95)), 3),
-                "max_s": round(float(x.max()), 3)}
+        return {
+            "median_s": round(float(np.median(x)), 3),
+            "p95_s": round(float(np.quantile(x, 0.95)), 3),
+            "max_s": round(float(x.max()), 3),
+        }
 
-    return {"sessions": sessions, "repeats": repeats, "finished": sum(r["finished"] for r in rounds),
-            "all_finished_s": max(r["all_finished_s"] for r in rounds), "page_draws": int(len(d)),
-            "first_paint": stats(d), "complete": stats(c), "failed_draws": [f for r in rounds for f in r["failed_draws"]],
-            "by_page": {name: {"first_paint": stats(d[names == name]), "complete": stats(c[names == name])}
-                        for name in sorted(set(names))},
-            "samples": samples}
+    return {
+        "sessions": sessions,
+        "repeats": repeats,
+        "finished": sum(r["finished"] for r in rounds),
+        "all_finished_s": max(r["all_finished_s"] for r in rounds),
+        "page_draws": int(len(d)),
+        "first_paint": stats(d),
+        "complete": stats(c),
+        "failed_draws": [f for r in rounds for f in r["failed_draws"]],
+        "by_page": {
+            name: {"first_paint": stats(d[names == name]), "complete": stats(c[names == name])}
+            for name in sorted(set(names))
+        },
+        "samples": samples,
+    }
 
 
 def browser_main(measure_fn) -> None:

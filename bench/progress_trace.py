@@ -14,6 +14,7 @@ starts it) with the method's defaults and the true k, reads ``job.snapshot()`` e
 
 Usage: ``python -m bench.progress_trace ../shared/data/pbmc_10x_4271.h5ad scdcc [out.json]``
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,15 @@ def trace(path: str, method: str) -> dict:
     rows, t0 = [], time.perf_counter()
     while True:
         v = job.snapshot()
-        rows.append({"t": time.perf_counter() - t0, "phase": v.phase, "progress": v.progress, "eta": v.eta, "eta_max": v.eta_max})
+        rows.append(
+            {
+                "t": time.perf_counter() - t0,
+                "phase": v.phase,
+                "progress": v.progress,
+                "eta": v.eta,
+                "eta_max": v.eta_max,
+            }
+        )
         if v.status not in ("running", "queued", "created"):
             break
         time.sleep(0.5)

@@ -3,6 +3,7 @@
 Payload: ``{"path", "label_key", "k", "variant", "seeds", "overrides"}``; prints one JSON
 line with per-seed ARI/NMI/ACC, wall times and the peak RSS of the process.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,14 +52,12 @@ def baseline(adata, label_key: str, k: int, variant: str, seed: int) -> dict:
 def main() -> None:
     p = json.loads(sys.argv[1])
     import anndata as ad
-
-    import scdeep_core as sd
-
-    from .common import peak_rss_mb
-
     from sklearn.cluster import KMeans
 
+    import scdeep_core as sd
     from scdeep_core import metrics
+
+    from .common import peak_rss_mb
 
     adata0 = ad.read_h5ad(p["path"])
     rows, all_labels = [], []
@@ -72,17 +71,23 @@ def main() -> None:
             kw = dict(p.get("overrides", {}), seed=seed)
             kw["n_clusters"] = "auto" if variant.endswith("_auto") else p["k"]
             if variant == "scdcc_constraints":
-                kw["constraints"] = sd.ConstraintConfig(source="labels", label_key=p["label_key"], fraction=0.1, n_pairs=2000)
+                kw["constraints"] = sd.ConstraintConfig(
+                    source="labels", label_key=p["label_key"], fraction=0.1, n_pairs=2000
+                )
             res = sd.fit(adata0.copy(), sd.config_for(method, **kw), label_key=p["label_key"])
             seconds = time.perf_counter() - t0
             pre = res.pretrained
-            # Where accuracy is made or lost: KMeans (true k) on the pretrained embedding, the initial clusters, the end.
+            # Where accuracy is made or lost: KMeans (true k) on the pretrained embedding, the initial
+            # clusters, the end.
             km = KMeans(n_clusters=p["k"], n_init=20, random_state=seed).fit_predict(pre.z)
             mask = pre.eval_mask if pre.eval_mask is not None else slice(None)
             row = dict(res.scores) | {
-                "k_found": res.n_clusters, "pretrain_epochs": res.timings["pretrain_epochs"],
-                "cluster_epochs": res.timings["cluster_epochs"], "converged": bool(res.converged),
-                "ari_pretrain_kmeans": metrics.ari(pre.truth[mask], km[mask]), "ari_init": res.init_scores.get("ari"),
+                "k_found": res.n_clusters,
+                "pretrain_epochs": res.timings["pretrain_epochs"],
+                "cluster_epochs": res.timings["cluster_epochs"],
+                "converged": bool(res.converged),
+                "ari_pretrain_kmeans": metrics.ari(pre.truth[mask], km[mask]),
+                "ari_init": res.init_scores.get("ari"),
                 "seconds": seconds,
             }
             labels = np.full(adata0.n_obs, -1)

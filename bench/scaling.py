@@ -1,4 +1,5 @@
 """Scaling with the number of cells: resampled cells of a real dataset with binomial thinning."""
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,17 @@ def measure(path: str, n_cells: int, epochs: int) -> dict:
     adata = resample(ad.read_h5ad(path), n_cells)
     out = {"n_cells": n_cells}
     for method in ("desc", "scdcc"):
-        cfg = sd.config_for(method, n_clusters=15, pretrain_epochs=epochs, pretrain_patience=0, max_cluster_epochs=epochs, tol=0.0)
+        cfg = sd.config_for(
+            method, n_clusters=15, pretrain_epochs=epochs, pretrain_patience=0, max_cluster_epochs=epochs, tol=0.0
+        )
         t = time.perf_counter()
         res = sd.fit(adata, cfg, label_key="label")
         hist = res.history
         out[method] = {
             "fit_s": time.perf_counter() - t,
-            "pretrain_epoch_s": float(np.median(np.diff(np.r_[0.0, hist[hist["phase"] == "pretrain"]["elapsed"].to_numpy()])[1:])),
+            "pretrain_epoch_s": float(
+                np.median(np.diff(np.r_[0.0, hist[hist["phase"] == "pretrain"]["elapsed"].to_numpy()])[1:])
+            ),
             "cluster_epoch_s": res.timings["cluster_s"] / max(res.timings["cluster_epochs"], 1),
             "ari": res.scores["ari"],
         }

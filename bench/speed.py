@@ -1,4 +1,5 @@
 """Per-epoch time of both methods next to the floor (bare torch, same network, same data)."""
+
 from __future__ import annotations
 
 import json
@@ -60,11 +61,22 @@ def measure(path: str, k: int, epochs: int = 5) -> dict:
         torch.manual_seed(0)
         floor = floor_epoch_seconds(hooks.build_model(data.n_genes), x, cfg.batch_size)
         t = time.perf_counter()
-        res = sd.fit(adata.copy(), sd.config_for(method, n_clusters=k), label_key="label" if "label" in adata.obs else None)
-        out[method] = {"pretrain_epoch_s": pre, "cluster_epoch_s": clu, "floor_epoch_s": floor, "ratio_pretrain": pre / floor,
-                       "ratio_cluster": clu / floor, "full_fit_s": time.perf_counter() - t, "full_fit_ari": res.scores.get("ari"),
-                       "n_cells": data.n_cells, "n_genes": data.n_genes, "pretrain_epochs": res.timings["pretrain_epochs"],
-                       "cluster_epochs": res.timings["cluster_epochs"]}
+        res = sd.fit(
+            adata.copy(), sd.config_for(method, n_clusters=k), label_key="label" if "label" in adata.obs else None
+        )
+        out[method] = {
+            "pretrain_epoch_s": pre,
+            "cluster_epoch_s": clu,
+            "floor_epoch_s": floor,
+            "ratio_pretrain": pre / floor,
+            "ratio_cluster": clu / floor,
+            "full_fit_s": time.perf_counter() - t,
+            "full_fit_ari": res.scores.get("ari"),
+            "n_cells": data.n_cells,
+            "n_genes": data.n_genes,
+            "pretrain_epochs": res.timings["pretrain_epochs"],
+            "cluster_epochs": res.timings["cluster_epochs"],
+        }
     return out
 
 

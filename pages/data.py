@@ -1,4 +1,5 @@
 """Data page: load counts (built-in, upload or server path), inspect them, QC and filter."""
+
 import os
 import tempfile
 from pathlib import Path
@@ -29,43 +30,68 @@ def load(loader, name: str, recipe: str, temp_name: str | None = None) -> None:
         with st.spinner(f"Reading {name}..."):
             set_dataset(loader(), name, recipe)
     except InputError as exc:
-        message = str(exc).replace(temp_name, name) if temp_name else str(exc)  # the user knows their file's name, not ours
+        message = (
+            str(exc).replace(temp_name, name) if temp_name else str(exc)
+        )  # the user knows their file's name, not ours
         st.error(f"**Could not load {name}.** {message}", icon=":material/error:")
     except DatasetBusyError as exc:
         st.error(str(exc), icon=":material/hourglass_top:")
 
 
 if source == "Built-in dataset":
-    which = st.selectbox("Dataset", list(datasets.BUILTIN), format_func=lambda k: datasets.BUILTIN[k], key="builtin_name")
+    which = st.selectbox(
+        "Dataset", list(datasets.BUILTIN), format_func=lambda k: datasets.BUILTIN[k], key="builtin_name"
+    )
     params = {}
     if which == "simulated":
         c1, c2, c3 = st.columns(3)
         params = dict(
-            n_cells=c1.slider("cells", 100, 20000, 1000, step=100), n_genes=c2.slider("genes", 100, 5000, 1000, step=100),
-            n_groups=c3.slider("groups", 2, 20, 4), separation=c1.slider("separation", 0.2, 4.0, 1.5, 0.1),
-            dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05), seed=int(c3.number_input("seed", 0, 10**6, 0)),
+            n_cells=c1.slider("cells", 100, 20000, 1000, step=100),
+            n_genes=c2.slider("genes", 100, 5000, 1000, step=100),
+            n_groups=c3.slider("groups", 2, 20, 4),
+            separation=c1.slider("separation", 0.2, 4.0, 1.5, 0.1),
+            dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05),
+            seed=int(c3.number_input("seed", 0, 10**6, 0)),
         )
     if st.button("Load dataset", type="primary", key="load_builtin"):
-        load(lambda: datasets.load_builtin(which, **params), which,
-             f"adata = sd.datasets.load_builtin({which!r}{''.join(f', {k}={v!r}' for k, v in params.items())})")
+        load(
+            lambda: datasets.load_builtin(which, **params),
+            which,
+            f"adata = sd.datasets.load_builtin({which!r}{''.join(f', {k}={v!r}' for k, v in params.items())})",
+        )
 elif source == "Upload a file":
-    orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="orientation")
+    orientation = st.selectbox(
+        "Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="orientation"
+    )
     up = st.file_uploader(
         "h5ad, 10x .h5, a 10x folder as .zip/.tar.gz, CSV/TSV (.gz), .loom, or an scDCC .h5 (X, Y)",
-        type=["h5ad", "h5", "hdf5", "zip", "gz", "tgz", "tar", "csv", "tsv", "txt", "loom"], key="upload",
+        type=["h5ad", "h5", "hdf5", "zip", "gz", "tgz", "tar", "csv", "tsv", "txt", "loom"],
+        key="upload",
     )
-    st.caption(f"Uploads up to {st.get_option('server.maxUploadSize')} MB."
-               + (" Larger files: put them in the server's data folder." if DATA_DIR else
-                  " Larger files: the operator can name a data folder (SCDEEP_DATA_DIR) to read them from the server."))
-    if up is not None and ss.get("uploaded_id") != (up.file_id, orientation):  # a new file, or the same one read another way
+    st.caption(
+        f"Uploads up to {st.get_option('server.maxUploadSize')} MB."
+        + (
+            " Larger files: put them in the server's data folder."
+            if DATA_DIR
+            else " Larger files: the operator can name a data folder (SCDEEP_DATA_DIR) to read them from the server."
+        )
+    )
+    if up is not None and ss.get("uploaded_id") != (
+        up.file_id,
+        orientation,
+    ):  # a new file, or the same one read another way
         suffix = "".join(Path(up.name).suffixes[-2:]) or ".dat"
         # Spill the upload to a temp file and free the in-memory copy: readers work on paths.
         fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="scdeep_upload_")
         with os.fdopen(fd, "wb") as fh:
             fh.write(up.getbuffer())
         try:
-            load(lambda: io.read_counts(tmp, orientation=orientation), up.name,
-                 f"adata = sd.io.read_counts({up.name!r}, orientation={orientation!r})  # the file you uploaded", temp_name=Path(tmp).name)
+            load(
+                lambda: io.read_counts(tmp, orientation=orientation),
+                up.name,
+                f"adata = sd.io.read_counts({up.name!r}, orientation={orientation!r})  # the file you uploaded",
+                temp_name=Path(tmp).name,
+            )
         finally:
             os.unlink(tmp)
         ss.uploaded_id = (up.file_id, orientation)
@@ -75,10 +101,15 @@ else:
         st.info("The server's data folder holds no data files (h5ad, 10x, CSV/TSV, loom, archives).")
     else:
         name = st.selectbox("File or 10x folder in the server's data folder", files, key="server_file")
-        orientation = st.selectbox("Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="server_orientation")
+        orientation = st.selectbox(
+            "Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="server_orientation"
+        )
         if st.button("Load", key="load_path"):
-            load(lambda: io.read_counts(io.resolve_in_folder(DATA_DIR, name), orientation=orientation), Path(name).name,
-                 f"adata = sd.io.read_counts({name!r}, orientation={orientation!r})  # in the server's data folder")
+            load(
+                lambda: io.read_counts(io.resolve_in_folder(DATA_DIR, name), orientation=orientation),
+                Path(name).name,
+                f"adata = sd.io.read_counts({name!r}, orientation={orientation!r})  # in the server's data folder",
+            )
 
 adata = ss.adata
 if adata is not None:
@@ -102,16 +133,26 @@ if not info.get("integer", True):
 
 obs = adata.obs
 ours = result_columns(adata)  # clusters of earlier runs are not labels
-candidates = [c for c in obs.columns if c not in ours and 1 < obs[c].nunique() <= min(200, adata.n_obs // 2)
-              and not pd.api.types.is_float_dtype(obs[c])]
+candidates = [
+    c
+    for c in obs.columns
+    if c not in ours and 1 < obs[c].nunique() <= min(200, adata.n_obs // 2) and not pd.api.types.is_float_dtype(obs[c])
+]
 batchy = [c for c in candidates if any(w in c.lower() for w in ("batch", "sample", "donor", "plate"))]
 if candidates:
-    st.markdown("**Columns that look like labels:** " + ", ".join(f"`{c}` ({obs[c].nunique()})" for c in candidates if c not in batchy))
+    st.markdown(
+        "**Columns that look like labels:** "
+        + ", ".join(f"`{c}` ({obs[c].nunique()})" for c in candidates if c not in batchy)
+    )
 if batchy:
     st.markdown("**Columns that look like batches:** " + ", ".join(f"`{c}`" for c in batchy))
 options = [None] + list(obs.columns)
-ss.label_key = st.selectbox("Known labels (used only to score clusterings)", options,
-                            index=options.index(ss.label_key) if ss.label_key in options else 0, key="label_select")
+ss.label_key = st.selectbox(
+    "Known labels (used only to score clusterings)",
+    options,
+    index=options.index(ss.label_key) if ss.label_key in options else 0,
+    key="label_select",
+)
 
 st.subheader("Quality control")
 if "qc" not in ss:
@@ -126,19 +167,35 @@ c1, c2, c3 = st.columns(3)
 min_counts = c1.slider("min total counts per cell", 0, int(qc["total_counts"].quantile(0.5)), 0, key="f_counts")
 min_genes = c2.slider("min genes detected per cell", 0, int(qc["n_genes_by_counts"].quantile(0.5)), 0, key="f_genes")
 max_mt = c3.slider("max % mitochondrial counts", 0.0, 100.0, 100.0, 0.5, key="f_mt")
-thresholds = {"total_counts": min_counts or None, "n_genes_by_counts": min_genes or None, "pct_counts_mt": max_mt if max_mt < 100 else None}
-histograms.image(session_figure("qc_histograms", tuple(thresholds.values()), lambda: static_figures.qc_histograms(qc, has_mito, thresholds)),
-                 alt="histograms of total counts, genes detected and % mitochondrial counts per cell")
-keep = ((qc["total_counts"] >= min_counts) & (qc["n_genes_by_counts"] >= min_genes) & (qc["pct_counts_mt"] <= max_mt)).to_numpy()
+thresholds = {
+    "total_counts": min_counts or None,
+    "n_genes_by_counts": min_genes or None,
+    "pct_counts_mt": max_mt if max_mt < 100 else None,
+}
+histograms.image(
+    session_figure(
+        "qc_histograms", tuple(thresholds.values()), lambda: static_figures.qc_histograms(qc, has_mito, thresholds)
+    ),
+    alt="histograms of total counts, genes detected and % mitochondrial counts per cell",
+)
+keep = (
+    (qc["total_counts"] >= min_counts) & (qc["n_genes_by_counts"] >= min_genes) & (qc["pct_counts_mt"] <= max_mt)
+).to_numpy()
 st.markdown(f"**{int(keep.sum()):,} of {adata.n_obs:,} cells** pass these filters.")
-st.image(session_figure("counts_vs_genes", (min_counts, min_genes, max_mt), lambda: static_figures.counts_vs_genes(qc, keep)),
-         alt="total counts against genes detected per cell, filtered-out cells in grey")
+st.image(
+    session_figure(
+        "counts_vs_genes", (min_counts, min_genes, max_mt), lambda: static_figures.counts_vs_genes(qc, keep)
+    ),
+    alt="total counts against genes detected per cell, filtered-out cells in grey",
+)
 if st.button("Apply filters", disabled=bool(keep.all()), key="apply_filters"):
     try:
         filtered, notes = pp.filter_cells_genes(adata, min_counts=min_counts, min_genes=min_genes, max_pct_mt=max_mt)
         label_key = ss.label_key
-        recipe = (f"{ss.dataset_recipe}\nadata, _ = sd.pp.filter_cells_genes(adata, min_counts={min_counts!r}, "
-                  f"min_genes={min_genes!r}, max_pct_mt={max_mt!r})")
+        recipe = (
+            f"{ss.dataset_recipe}\nadata, _ = sd.pp.filter_cells_genes(adata, min_counts={min_counts!r}, "
+            f"min_genes={min_genes!r}, max_pct_mt={max_mt!r})"
+        )
         set_dataset(filtered, f"{ss.dataset_name} (filtered)", recipe)
         ss.label_key = label_key
         for n in notes:
@@ -148,7 +205,9 @@ if st.button("Apply filters", disabled=bool(keep.all()), key="apply_filters"):
         st.error(str(exc))
 
 with st.expander("Highly variable genes"):
-    n_top = st.slider("number of highly variable genes", 100, min(5000, adata.n_vars), min(2000, adata.n_vars), 100, key="hvg_n")
+    n_top = st.slider(
+        "number of highly variable genes", 100, min(5000, adata.n_vars), min(2000, adata.n_vars), 100, key="hvg_n"
+    )
     if st.button("Show highly variable genes", key="hvg_btn"):
         import anndata as ad
         import scanpy as sc
@@ -158,4 +217,11 @@ with st.expander("Highly variable genes"):
         sc.pp.log1p(tmp)
         sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top, adata.n_vars - 1), flavor="seurat")
         v = tmp.var
-        st.plotly_chart(figures.hvg_plot(np.log1p(v["means"].to_numpy()), v["dispersions_norm"].fillna(0).to_numpy(), v["highly_variable"].to_numpy()), width="stretch")
+        st.plotly_chart(
+            figures.hvg_plot(
+                np.log1p(v["means"].to_numpy()),
+                v["dispersions_norm"].fillna(0).to_numpy(),
+                v["highly_variable"].to_numpy(),
+            ),
+            width="stretch",
+        )

@@ -1,5 +1,5 @@
 """Explore page: UMAPs by cluster / confidence / labels / genes, scores, markers, downloads."""
-import io as _io
+
 import json
 import os
 import tempfile
@@ -13,9 +13,9 @@ from scdeep_core import figures, metrics
 from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
 from scdeep_core.colours import colour_map
 from scdeep_core.errors import InputError
-from scdeep_core.standard import compare, standard_clustering
 from scdeep_core.markers import dot_plot_tables, marker_genes
 from scdeep_core.results import for_viewers, labels_table, reproduce_snippet
+from scdeep_core.standard import compare, standard_clustering
 
 require_app()
 ss = st.session_state
@@ -30,7 +30,9 @@ result = ss.runs[key]
 umap_key = f"X_{key}_umap"
 coords = np.asarray(adata.obsm[umap_key]) if umap_key in adata.obsm else None
 if coords is None:
-    st.warning("This run has no UMAP (it was stopped before it was computed); showing the first two embedding dimensions.")
+    st.warning(
+        "This run has no UMAP (it was stopped before it was computed); showing the first two embedding dimensions."
+    )
     coords = np.asarray(adata.obsm[f"X_{key}"])[:, :2]
 st.caption(result.summary())
 if result.stage == "done" and not result.converged:
@@ -40,8 +42,13 @@ if k_selection_of(result) is not None:
         k_selection_panel(result, where="explore")
 
 annotated = annotation_column(key) in adata.obs
-options = (["cluster"] + (["cell type (your names)"] if annotated else []) + ["confidence (max q)", "entropy of q"]
-           + ([f"label: {ss.label_key}"] if ss.label_key else []) + ["other obs column", "gene"])
+options = (
+    ["cluster"]
+    + (["cell type (your names)"] if annotated else [])
+    + ["confidence (max q)", "entropy of q"]
+    + ([f"label: {ss.label_key}"] if ss.label_key else [])
+    + ["other obs column", "gene"]
+)
 colour = st.radio("Colour by", options, horizontal=True, key="colour_by")
 column, colour_title = None, ""
 if colour == "cluster":
@@ -64,8 +71,14 @@ else:
     colour_title = f"{gene}<br>log(1 + count)"
 if column is not None:
     values = adata.obs[column].astype("category")
-fig = figures.embedding_scatter(coords, values, title=f"UMAP of the {key} embedding", hover=adata.obs_names, colour_title=colour_title,
-                                colours=colour_map(adata, column) if column is not None else None)
+fig = figures.embedding_scatter(
+    coords,
+    values,
+    title=f"UMAP of the {key} embedding",
+    hover=adata.obs_names,
+    colour_title=colour_title,
+    colours=colour_map(adata, column) if column is not None else None,
+)
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("lasso", "box"), key="umap_chart")
 
 points = event.selection.points if event and event.selection else []
@@ -73,20 +86,35 @@ rows = sorted({int(np.ravel(p["customdata"])[0]) for p in points if p.get("custo
 if rows:
     sel = adata.obs.iloc[rows]
     selected = list(sel.index)
-    st.markdown(f"**{len(selected)} cells selected.** Clusters: " + ", ".join(f"{k}: {v}" for k, v in sel[f"{key}_cluster"].value_counts().items() if v))
+    st.markdown(
+        f"**{len(selected)} cells selected.** Clusters: "
+        + ", ".join(f"{k}: {v}" for k, v in sel[f"{key}_cluster"].value_counts().items() if v)
+    )
     st.write(sel[[f"{key}_cluster", f"{key}_confidence"]].describe(include="all"))
-    st.download_button("Download selected cell IDs", "\n".join(selected), file_name=f"{key}_selected_cells.txt", key="dl_sel")
+    st.download_button(
+        "Download selected cell IDs", "\n".join(selected), file_name=f"{key}_selected_cells.txt", key="dl_sel"
+    )
 
 st.subheader("Confidence")
 threshold = st.slider("low-confidence threshold (max q)", 0.0, 1.0, 0.5, 0.05, key="conf_threshold")
 conf = adata.obs[f"{key}_confidence"].to_numpy()
-st.plotly_chart(figures.confidence_by_cluster(adata.obs[f"{key}_cluster"], conf, threshold, colours=colour_map(adata, f"{key}_cluster")),
-                width="stretch")
+st.plotly_chart(
+    figures.confidence_by_cluster(
+        adata.obs[f"{key}_cluster"], conf, threshold, colours=colour_map(adata, f"{key}_cluster")
+    ),
+    width="stretch",
+)
 low = np.nan_to_num(conf, nan=1.0) < threshold
 st.markdown(f"**{int(low.sum())} cells** ({low.mean():.1%}) are below the threshold.")
 if low.any():
-    st.plotly_chart(figures.embedding_scatter(coords, pd.Series(np.where(low, "low confidence", "confident")).astype("category"),
-                                              title="low-confidence cells"), width="stretch")
+    st.plotly_chart(
+        figures.embedding_scatter(
+            coords,
+            pd.Series(np.where(low, "low confidence", "confident")).astype("category"),
+            title="low-confidence cells",
+        ),
+        width="stretch",
+    )
 
 if ss.label_key:
     st.subheader(f"Against the labels in `{ss.label_key}`")
@@ -95,7 +123,9 @@ if ss.label_key:
         held_out = np.zeros(adata.n_obs, bool)
         held_out[result.cell_mask] = result.eval_mask
         if (~held_out & known).any():
-            st.caption(f"Scored on the {int((held_out & known).sum()):,} labelled cells that were not used for constraints.")
+            st.caption(
+                f"Scored on the {int((held_out & known).sum()):,} labelled cells that were not used for constraints."
+            )
         known &= held_out
     if not known.any():
         st.info("No held-out labelled cells to score this run against.")
@@ -109,30 +139,65 @@ if ss.label_key:
         st.plotly_chart(figures.confusion_heatmap(metrics.confusion(truth, pred)), width="stretch")
 
 st.subheader("Against the standard scanpy pipeline")
-st.caption("Leiden (resolution 1, 15 neighbours) on 50 principal components of normalised, log-transformed, scaled "
-           "highly variable genes: where most analyses start. Both are drawn on this run's UMAP.")
+st.caption(
+    "Leiden (resolution 1, 15 neighbours) on 50 principal components of normalised, log-transformed, scaled "
+    "highly variable genes: where most analyses start. Both are drawn on this run's UMAP."
+)
 AUTO_STANDARD_CELLS = 20_000  # seconds below this; above, on request
-if "standard_labels" not in ss and (adata.n_obs <= AUTO_STANDARD_CELLS or st.button("Run the standard pipeline", key="standard_btn")):
+if "standard_labels" not in ss and (
+    adata.n_obs <= AUTO_STANDARD_CELLS or st.button("Run the standard pipeline", key="standard_btn")
+):
     with st.spinner("Running the standard pipeline (PCA, neighbours, Leiden)..."):
         ss.standard_labels = standard_clustering(adata)  # dropped with the dataset
 if "standard_labels" in ss:
-    standard = pd.Series(pd.Categorical([f"L{i}" for i in ss.standard_labels], categories=[f"L{i}" for i in range(ss.standard_labels.max() + 1)]))
+    standard = pd.Series(
+        pd.Categorical(
+            [f"L{i}" for i in ss.standard_labels], categories=[f"L{i}" for i in range(ss.standard_labels.max() + 1)]
+        )
+    )
     comparison = compare(adata.obs[f"{key}_cluster"], standard)
     c1, c2, c3 = st.columns(3)
-    c1.metric("agreement (ARI)", f"{comparison.ari:.3f}", help="1: the same partition of the cells; 0: no more alike than chance.")
+    c1.metric(
+        "agreement (ARI)",
+        f"{comparison.ari:.3f}",
+        help="1: the same partition of the cells; 0: no more alike than chance.",
+    )
     c2.metric("standard clusters", f"{standard.cat.categories.size}")
-    c3.metric("cells placed alike", f"{comparison.agree.mean():.0%}",
-              help="Cells whose run cluster lies mostly in their own standard cluster.")
+    c3.metric(
+        "cells placed alike",
+        f"{comparison.agree.mean():.0%}",
+        help="Cells whose run cluster lies mostly in their own standard cluster.",
+    )
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.embedding_scatter(coords, adata.obs[f"{key}_cluster"], title=f"{key} clusters",
-                                              colours=colour_map(adata, f"{key}_cluster")), width="stretch", key="std_run")
-    c2.plotly_chart(figures.embedding_scatter(coords, standard, title="standard pipeline (Leiden) clusters"), width="stretch", key="std_leiden")
+    c1.plotly_chart(
+        figures.embedding_scatter(
+            coords, adata.obs[f"{key}_cluster"], title=f"{key} clusters", colours=colour_map(adata, f"{key}_cluster")
+        ),
+        width="stretch",
+        key="std_run",
+    )
+    c2.plotly_chart(
+        figures.embedding_scatter(coords, standard, title="standard pipeline (Leiden) clusters"),
+        width="stretch",
+        key="std_leiden",
+    )
     if not comparison.agree.all():
-        disagree = pd.Series(pd.Categorical(np.where(comparison.agree, "placed alike", "placed differently"),
-                                            categories=["placed alike", "placed differently"]))
-        st.plotly_chart(figures.embedding_scatter(coords, disagree, title="where the two disagree",
-                                                  colours={"placed alike": "#d9d9d9", "placed differently": "#d62728"}),
-                        width="stretch", key="std_disagree")
+        disagree = pd.Series(
+            pd.Categorical(
+                np.where(comparison.agree, "placed alike", "placed differently"),
+                categories=["placed alike", "placed differently"],
+            )
+        )
+        st.plotly_chart(
+            figures.embedding_scatter(
+                coords,
+                disagree,
+                title="where the two disagree",
+                colours={"placed alike": "#d9d9d9", "placed differently": "#d62728"},
+            ),
+            width="stretch",
+            key="std_disagree",
+        )
     for sentence in comparison.sentences(f"{key}", "standard"):
         st.markdown(f"- {sentence}")
 
@@ -143,18 +208,25 @@ if st.button("Find marker genes", key="markers_btn"):
         ss[f"markers_{key}"] = marker_genes(adata, f"{key}_cluster", n_genes=n_markers)
 if f"markers_{key}" in ss:
     table = ss[f"markers_{key}"]
-    st.dataframe(table, hide_index=True, height=300, column_config={
-        "score": st.column_config.NumberColumn("score (t)", format="%.2f"),
-        "logfoldchange": st.column_config.NumberColumn("log2 fold change", format="%.2f"),
-        "pval_adj": st.column_config.NumberColumn("adjusted p-value", format="%.2e", help="Benjamini-Hochberg"),
-    })
+    st.dataframe(
+        table,
+        hide_index=True,
+        height=300,
+        column_config={
+            "score": st.column_config.NumberColumn("score (t)", format="%.2f"),
+            "logfoldchange": st.column_config.NumberColumn("log2 fold change", format="%.2f"),
+            "pval_adj": st.column_config.NumberColumn("adjusted p-value", format="%.2e", help="Benjamini-Hochberg"),
+        },
+    )
     genes = list(dict.fromkeys(table[table["rank"] <= 3]["gene"]))[:40]
     frac, mean = dot_plot_tables(adata[adata.obs[f"{key}_cluster"].notna().to_numpy()], f"{key}_cluster", genes)
     st.plotly_chart(figures.dot_plot(frac, mean), width="stretch")
 
 st.subheader("Name the clusters")
-st.caption("Give clusters cell-type names, merge clusters that are one type, split one that holds two. The run's own "
-           f"clusters stay as they are; the names go to the `{annotation_column(key)}` column of the h5ad download.")
+st.caption(
+    "Give clusters cell-type names, merge clusters that are one type, split one that holds two. The run's own "
+    f"clusters stay as they are; the names go to the `{annotation_column(key)}` column of the h5ad download."
+)
 
 
 def edit(action: str, version: int) -> None:
@@ -190,7 +262,9 @@ groups = [str(g) for g in adata.obs[groups_column].cat.categories]
 hints = {}
 if f"markers_{key}" in ss:  # top genes of each cluster still named by its number
     table = ss[f"markers_{key}"]
-    hints = {str(c): ", ".join(t.sort_values("rank")["gene"].head(3)) for c, t in table.groupby("cluster", observed=True)}
+    hints = {
+        str(c): ", ".join(t.sort_values("rank")["gene"].head(3)) for c, t in table.groupby("cluster", observed=True)
+    }
 else:
     st.caption("Tip: **Find marker genes** above shows each cluster's top genes next to its number here.")
 label = lambda g: f"{g}  ({hints[g]})" if g in hints else g  # noqa: E731
@@ -224,11 +298,18 @@ if len(ss.runs) >= 2:
     a_key = c1.selectbox("left", list(ss.runs), index=0, key="cmp_a")
     b_key = c2.selectbox("right", list(ss.runs), index=1, key="cmp_b")
     both = adata.obs[f"{a_key}_cluster"].notna() & adata.obs[f"{b_key}_cluster"].notna()
-    st.metric("ARI between the two runs", f"{metrics.ari(adata.obs[f'{a_key}_cluster'][both], adata.obs[f'{b_key}_cluster'][both]):.3f}")
+    st.metric(
+        "ARI between the two runs",
+        f"{metrics.ari(adata.obs[f'{a_key}_cluster'][both], adata.obs[f'{b_key}_cluster'][both]):.3f}",
+    )
     for col, k in ((c1, a_key), (c2, b_key)):
         u = f"X_{k}_umap"
         if u in adata.obsm:
-            col.plotly_chart(figures.embedding_scatter(np.asarray(adata.obsm[u]), adata.obs[f"{k}_cluster"], title=k), width="stretch", key=f"cmp_{k}")
+            col.plotly_chart(
+                figures.embedding_scatter(np.asarray(adata.obsm[u]), adata.obs[f"{k}_cluster"], title=k),
+                width="stretch",
+                key=f"cmp_{k}",
+            )
 
 st.subheader("Downloads")
 
@@ -254,13 +335,28 @@ def h5ad_bytes(adata) -> bytes:
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Results (.h5ad)", h5ad_bytes(adata), file_name=f"scdeep_{key}.h5ad", key="dl_h5ad")
-c2.download_button("Labels, confidence, embedding (.csv)", labels_table(adata, key).to_csv(), file_name=f"{key}_labels.csv", key="dl_labels")
-q = pd.DataFrame(np.asarray(adata.obsm[f"{key}_q"]), index=adata.obs_names, columns=[f"q_{j}" for j in range(result.n_clusters)])
+c2.download_button(
+    "Labels, confidence, embedding (.csv)",
+    labels_table(adata, key).to_csv(),
+    file_name=f"{key}_labels.csv",
+    key="dl_labels",
+)
+q = pd.DataFrame(
+    np.asarray(adata.obsm[f"{key}_q"]), index=adata.obs_names, columns=[f"q_{j}" for j in range(result.n_clusters)]
+)
 c3.download_button("Soft assignments q (.csv)", q.to_csv(), file_name=f"{key}_q.csv", key="dl_q")
-c1.download_button("Loss history (.csv)", result.history.to_csv(index=False), file_name=f"{key}_history.csv", key="dl_hist")
-c2.download_button("Config + versions (.json)", json.dumps({"config": result.config, "versions": result.versions, "scores": result.scores}, indent=2),
-                   file_name=f"{key}_config.json", key="dl_cfg")
-snippet = reproduce_snippet(result, ss.get("dataset_recipe") or f"adata = sd.io.read_counts({ss.dataset_name!r})", label_key=ss.label_key)
+c1.download_button(
+    "Loss history (.csv)", result.history.to_csv(index=False), file_name=f"{key}_history.csv", key="dl_hist"
+)
+c2.download_button(
+    "Config + versions (.json)",
+    json.dumps({"config": result.config, "versions": result.versions, "scores": result.scores}, indent=2),
+    file_name=f"{key}_config.json",
+    key="dl_cfg",
+)
+snippet = reproduce_snippet(
+    result, ss.get("dataset_recipe") or f"adata = sd.io.read_counts({ss.dataset_name!r})", label_key=ss.label_key
+)
 c3.download_button("Python snippet (.py)", snippet, file_name=f"reproduce_{key}.py", key="dl_py")
 with st.expander("Reproduce this run in Python"):
     st.code(snippet, language="python")

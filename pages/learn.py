@@ -1,4 +1,5 @@
 """Learn page: an interactive explainer of the clustering loss (toy 2-D data, then real counts)."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -18,10 +19,15 @@ st.markdown("Both DESC and scDCC end with the same loss. Move things below and w
 
 def run_steps(n: int) -> None:
     for _ in range(n):
-        ss.learn_z, ss.learn_mu, loss = teaching.kl_step(ss.learn_z, ss.learn_mu, ss.learn_alpha, ss.learn_lr, ss.learn_norm)
+        ss.learn_z, ss.learn_mu, loss = teaching.kl_step(
+            ss.learn_z, ss.learn_mu, ss.learn_alpha, ss.learn_lr, ss.learn_norm
+        )
         ss.learn_losses.append(loss)
     for j in range(3):  # keep the sliders on the moved centroids
-        ss[f"mu{j}x"], ss[f"mu{j}y"] = float(np.clip(ss.learn_mu[j, 0], -8, 8)), float(np.clip(ss.learn_mu[j, 1], -8, 8))
+        ss[f"mu{j}x"], ss[f"mu{j}y"] = (
+            float(np.clip(ss.learn_mu[j, 0], -8, 8)),
+            float(np.clip(ss.learn_mu[j, 1], -8, 8)),
+        )
 
 
 def reset() -> None:
@@ -35,16 +41,23 @@ def formulas() -> None:
     """The three formulas, drawn once per page (outside the fragment: a Step does not redraw them)."""
     c1, c2, c3 = st.columns(3)
     c1.markdown("**1. Soft assignment q**")
-    c1.latex(r"q_{ij} = \frac{\left(1 + \lVert z_i - \mu_j \rVert^2 / \alpha\right)^{-\frac{\alpha+1}{2}}}{\sum_{j'} \left(1 + \lVert z_i - \mu_{j'} \rVert^2 / \alpha\right)^{-\frac{\alpha+1}{2}}}")
+    c1.latex(
+        r"q_{ij} = \frac{\left(1 + \lVert z_i - \mu_j \rVert^2 / \alpha\right)^{-\frac{\alpha+1}{2}}}"
+        r"{\sum_{j'} \left(1 + \lVert z_i - \mu_{j'} \rVert^2 / \alpha\right)^{-\frac{\alpha+1}{2}}}"
+    )
     c1.caption("How much point *i* belongs to cluster *j*: near a centroid close to 1, between centroids split.")
     c2.markdown("**2. The target p: q, sharpened**")
     c2.latex(r"p_{ij} = \frac{q_{ij}^2 / f_j}{\sum_{j'} q_{ij'}^2 / f_{j'}}, \qquad f_j = \sum_i q_{ij}")
-    c2.caption("Squaring makes confident points more confident; dividing by the cluster's size f keeps a big cluster "
-               "from claiming everything.")
+    c2.caption(
+        "Squaring makes confident points more confident; dividing by the cluster's size f keeps a big cluster "
+        "from claiming everything."
+    )
     c3.markdown("**3. The loss KL(P‖Q) and its pull**")
     c3.latex(r"L = \frac{1}{n}\sum_i \sum_j p_{ij} \log \frac{p_{ij}}{q_{ij}}")
-    c3.caption("Points move towards the centroid they already lean to; centroids move to the points that claim them. "
-               "P is held fixed during a step and recomputed before the next one.")
+    c3.caption(
+        "Points move towards the centroid they already lean to; centroids move to the points that claim them. "
+        "P is held fixed during a step and recomputed before the next one."
+    )
 
 
 @st.fragment
@@ -52,11 +65,24 @@ def clustering_loss() -> None:
     """The toy: q, the target p and the KL's pull side by side, with gradient steps."""
     c1, c2, c3, c4 = st.columns(4)
     separation = c1.slider("how far apart the groups are", 1.0, 6.0, 3.0, 0.25, key="learn_sep")
-    alpha = c2.slider("alpha (Student's t degrees of freedom)", 0.2, 10.0, 1.0, 0.1, key="learn_alpha",
-                      help="Small alpha: heavy tails, points far away still feel a centroid. Large alpha: close to a Gaussian.")
-    c3.slider("step size", 0.5, 50.0, 10.0, 0.5, key="learn_lr", help="How far each gradient step moves points and centroids.")
-    normalise = c4.toggle("divide by cluster size f", value=True, key="learn_norm",
-                          help="Without it, the big cluster's centroid pulls points away from the small one.")
+    alpha = c2.slider(
+        "alpha (Student's t degrees of freedom)",
+        0.2,
+        10.0,
+        1.0,
+        0.1,
+        key="learn_alpha",
+        help="Small alpha: heavy tails, points far away still feel a centroid. Large alpha: close to a Gaussian.",
+    )
+    c3.slider(
+        "step size", 0.5, 50.0, 10.0, 0.5, key="learn_lr", help="How far each gradient step moves points and centroids."
+    )
+    normalise = c4.toggle(
+        "divide by cluster size f",
+        value=True,
+        key="learn_norm",
+        help="Without it, the big cluster's centroid pulls points away from the small one.",
+    )
     if ss.get("learn_toy_key") != (separation,):
         z0, _ = teaching.toy_data(separation=separation, seed=0)
         ss.learn_z0, ss.learn_z, ss.learn_toy_key, ss.learn_losses = z0, z0.copy(), (separation,), []
@@ -88,23 +114,39 @@ def clustering_loss() -> None:
     panels = [
         ("q", "q: each point coloured by its clusters, mixed = unsure", lambda: dict(q=q)),
         ("p", "p: q sharpened" + ("" if normalise else " (not divided by f)"), lambda: dict(q=p)),
-        ("kl", "pull of the loss (arrows); dot size: share of the loss",
-         lambda: dict(q=q, arrows=-gz * 1.5 / max(np.abs(gz).max(), 1e-12), sizes=6 + 50 * per_point / max(per_point.max(), 1e-12))),
+        (
+            "kl",
+            "pull of the loss (arrows); dot size: share of the loss",
+            lambda: dict(
+                q=q,
+                arrows=-gz * 1.5 / max(np.abs(gz).max(), 1e-12),
+                sizes=6 + 50 * per_point / max(per_point.max(), 1e-12),
+            ),
+        ),
     ]
     if ss.get("learn_panels_limits") != limits:  # figures kept between steps: a step only moves their points
         ss.learn_panels = {name: static_figures.ToyPanel(limits) for name, _, _ in panels}
         ss.learn_panels_limits = limits
-    for column, (name, title, args) in zip(st.columns(3), panels):
-        png = session_figure(f"learn_{name}", state, lambda: ss.learn_panels[name].draw(z, mu=mu, title=title, **args()))
+    for column, (name, title, args) in zip(st.columns(3), panels, strict=True):
+        png = session_figure(
+            f"learn_{name}",
+            state,
+            lambda name=name, title=title, args=args: ss.learn_panels[name].draw(z, mu=mu, title=title, **args()),
+        )
         column.image(png, alt=title)
     c1, c2, c3 = st.columns(3)
     c1.metric("mean confidence (max q)", f"{q.max(1).mean():.3f}")
     # A plain table: the interactive grid of st.dataframe took ~0.6 s of the browser's time to draw this page.
-    share = pd.DataFrame({"share under q": q.mean(0), "share under p": p.mean(0)}, index=[f"μ{j + 1}" for j in range(3)])
+    share = pd.DataFrame(
+        {"share under q": q.mean(0), "share under p": p.mean(0)}, index=[f"μ{j + 1}" for j in range(3)]
+    )
     c2.table(share.style.format("{:.1%}"))
     c3.metric("KL(P‖Q)", f"{per_point.mean():.4f}")
     if ss.learn_losses:
-        st.image(session_figure("learn_loss", tuple(ss.learn_losses), lambda: static_figures.loss_trace(ss.learn_losses)), alt="loss over steps")
+        st.image(
+            session_figure("learn_loss", tuple(ss.learn_losses), lambda: static_figures.loss_trace(ss.learn_losses)),
+            alt="loss over steps",
+        )
 
 
 @st.fragment
@@ -132,20 +174,37 @@ def reconstruction() -> None:
     c1, c2, c3 = st.columns(3)
     mean = c1.slider("ZINB mean", 0.01, float(max(5 * m, 1.0)), float(max(m, 0.01)), key="learn_mean")
     theta = c2.slider("dispersion θ (small = overdispersed)", 0.05, 50.0, theta0, key="learn_theta")
-    pi = c3.slider("dropout π (extra zeros)", 0.0, 0.95, round(teaching.excess_zero_share(zero, max(m, 0.01), theta0), 2), 0.01,
-                   key="learn_pi", help="Starts at the share of zeros that a negative binomial with this mean and θ cannot explain.")
+    pi = c3.slider(
+        "dropout π (extra zeros)",
+        0.0,
+        0.95,
+        round(teaching.excess_zero_share(zero, max(m, 0.01), theta0), 2),
+        0.01,
+        key="learn_pi",
+        help="Starts at the share of zeros that a negative binomial with this mean and θ cannot explain.",
+    )
     max_count = int(max(np.percentile(counts, 99), 5))
     zinb = teaching.zinb_pmf(np.arange(max_count + 1), mean, theta, pi)
     g_nll, g_mean, g_sd = teaching.gaussian_nll_counts(counts)
-    st.image(session_figure("learn_counts", (id(adata), gene, mean, theta, pi), lambda: static_figures.count_fit(counts, zinb, g_mean, g_sd, max_count)),
-             alt=f"counts of {gene}: observed, ZINB and Gaussian")
+    st.image(
+        session_figure(
+            "learn_counts",
+            (id(adata), gene, mean, theta, pi),
+            lambda: static_figures.count_fit(counts, zinb, g_mean, g_sd, max_count),
+        ),
+        alt=f"counts of {gene}: observed, ZINB and Gaussian",
+    )
     c1, c2, c3 = st.columns(3)
     c1.metric("ZINB negative log-likelihood", f"{teaching.zinb_nll_counts(counts, mean, theta, pi):.3f}")
     c2.metric("Gaussian (MSE) negative log-likelihood", f"{g_nll:.3f}")
     c3.metric("zeros in this gene", f"{zero:.0%}")
-    st.markdown(f"Variance is {v / max(m, 1e-9):.1f}x the mean (a Poisson would give 1x): counts are **overdispersed** and have "
-                "**extra zeros**, so a Gaussian (what MSE assumes) puts probability on negative and fractional values and misses "
-                "the spike at 0, while the ZINB models both.")
+    st.markdown(
+        f"Variance is {v / max(m, 1e-9):.1f}x the mean (a Poisson would give 1x): counts are **overdispersed** "
+        "and have "
+        "**extra zeros**, so a Gaussian (what MSE assumes) puts probability on negative and fractional values "
+        "and misses "
+        "the spike at 0, while the ZINB models both."
+    )
 
 
 formulas()
@@ -162,10 +221,17 @@ else:
     res = runs[key]
     st.plotly_chart(figures.loss_curves(res.history, tol=res.config.get("tol")), width="stretch", key="fig_run_loss")
     clustered = "delta_label" in res.history and res.history["delta_label"].notna().any()
-    st.markdown("Reconstruction falls during pretraining; after the dashed line the KL term takes over"
-                + (" and the share of cells changing cluster (`delta_label`, lower panel) falls until it drops below `tol`."
-                   if clustered else ". This run has no clustering epochs to show (it stopped before them)."))
+    st.markdown(
+        "Reconstruction falls during pretraining; after the dashed line the KL term takes over"
+        + (
+            " and the share of cells changing cluster (`delta_label`, lower panel) falls until it drops below `tol`."
+            if clustered
+            else ". This run has no clustering epochs to show (it stopped before them)."
+        )
+    )
     trace = ss.get("confidence_traces", {}).get(key)
     if trace is not None and not trace.empty:
         st.plotly_chart(figures.confidence_trace(trace), width="stretch", key="fig_run_conf")
-        st.markdown("Confidence (max q) rises during clustering: the sharpened target pulls each cell towards one centroid.")
+        st.markdown(
+            "Confidence (max q) rises during clustering: the sharpened target pulls each cell towards one centroid."
+        )

@@ -1,11 +1,23 @@
 """Train page: choose a method and hyperparameters, start/stop, watch live curves."""
+
 import dataclasses
 import os
 import tempfile
 
 import streamlit as st
 
-from pages.common import current_job, end_page, harvest, k_selection_of, k_selection_panel, next_key, registry, require_app, session_owner, submit
+from pages.common import (
+    current_job,
+    end_page,
+    harvest,
+    k_selection_of,
+    k_selection_panel,
+    next_key,
+    registry,
+    require_app,
+    session_owner,
+    submit,
+)
 from scdeep_core import figures, progress
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
 from scdeep_core.jobs import BusyError, TrainingJob
@@ -19,9 +31,9 @@ if ss.adata is None:
 
 DESCRIPTIONS = {
     "desc": "**DESC** learns a compact embedding by reconstructing normalised expression (MSE), then pulls cells "
-            "towards cluster centres with the KL clustering loss on the encoder alone. Fast; accepts normalised data.",
+    "towards cluster centres with the KL clustering loss on the encoder alone. Fast; accepts normalised data.",
     "scdcc": "**scDCC** models raw counts with a zero-inflated negative binomial (three output heads), then trains "
-             "clustering and reconstruction together; optional must-link / cannot-link pairs add prior knowledge.",
+    "clustering and reconstruction together; optional must-link / cannot-link pairs add prior knowledge.",
 }
 method = st.radio("Method", ["scdcc", "desc"], format_func=str.upper, horizontal=True, key="method")
 st.markdown(DESCRIPTIONS[method])
@@ -31,11 +43,21 @@ fields = {f.name: f for f in dataclasses.fields(cls)}
 
 
 # Plain words first; the config's own name (used by the API, the CLI and the saved config) in brackets.
-LABELS = {"latent_dim": "embedding size", "max_cluster_epochs": "most clustering epochs", "lr": "learning rate, pretraining",
-          "cluster_lr": "learning rate, clustering", "batch_size": "cells per batch", "alpha": "Student's t degrees of freedom",
-          "tol": "stop when this share of cells changes cluster", "update_interval": "epochs between target updates",
-          "seed": "random seed", "n_top_genes": "genes used (most variable)", "gamma": "weight of the clustering loss",
-          "noise_sigma": "noise added to the input", "dropout": "dropout"}
+LABELS = {
+    "latent_dim": "embedding size",
+    "max_cluster_epochs": "most clustering epochs",
+    "lr": "learning rate, pretraining",
+    "cluster_lr": "learning rate, clustering",
+    "batch_size": "cells per batch",
+    "alpha": "Student's t degrees of freedom",
+    "tol": "stop when this share of cells changes cluster",
+    "update_interval": "epochs between target updates",
+    "seed": "random seed",
+    "n_top_genes": "genes used (most variable)",
+    "gamma": "weight of the clustering loss",
+    "noise_sigma": "noise added to the input",
+    "dropout": "dropout",
+}
 
 
 def number(name: str, col, **kw):
@@ -44,31 +66,64 @@ def number(name: str, col, **kw):
         value = min(value, kw["max_value"])
     step = kw.pop("step", None) or (1 if isinstance(value, int) else None)
     fmt = "%g" if isinstance(value, float) else None
-    return col.number_input(f"{LABELS.get(name, name)} ({name})", value=value, step=step, format=fmt, help=f.metadata["help"],
-                            key=f"hp_{method}_{name}", **kw)
+    return col.number_input(
+        f"{LABELS.get(name, name)} ({name})",
+        value=value,
+        step=step,
+        format=fmt,
+        help=f.metadata["help"],
+        key=f"hp_{method}_{name}",
+        **kw,
+    )
 
 
 st.subheader("Clusters")
-K_MODES = {"auto": "Choose k for me (recommended)", "k": "I know the number of clusters", "resolution": "Leiden resolution"}
-K_HELP = ("**Choose k for me**: after pretraining, the embedding is clustered with Leiden at 12 resolutions; each is re-run "
-          "on 80 % subsamples and the finest clustering that stays reproducible is kept. The chart of that scan appears "
-          "with the result, and you can re-cluster with another k without pretraining again.")
+K_MODES = {
+    "auto": "Choose k for me (recommended)",
+    "k": "I know the number of clusters",
+    "resolution": "Leiden resolution",
+}
+K_HELP = (
+    "**Choose k for me**: after pretraining, the embedding is clustered with Leiden at 12 resolutions; each is re-run "
+    "on 80 % subsamples and the finest clustering that stays reproducible is kept. The chart of that scan appears "
+    "with the result, and you can re-cluster with another k without pretraining again."
+)
 c1, c2 = st.columns(2)
 k_mode = c1.radio("Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP)
 if k_mode == "k":
     guess = int(ss.adata.obs[ss.label_key].nunique()) if ss.label_key else 8
-    c2.number_input("k (number of clusters)", 2, max(2, ss.adata.n_obs - 1), min(max(guess, 2), max(2, ss.adata.n_obs - 1)),
-                    help=fields["n_clusters"].metadata["help"], key="hp_k")
+    c2.number_input(
+        "k (number of clusters)",
+        2,
+        max(2, ss.adata.n_obs - 1),
+        min(max(guess, 2), max(2, ss.adata.n_obs - 1)),
+        help=fields["n_clusters"].metadata["help"],
+        key="hp_k",
+    )
 elif k_mode == "resolution":
-    c2.slider("Leiden resolution", 0.05, 3.0, 1.0, 0.05, help=fields["resolution"].metadata["help"], key="hp_resolution")
+    c2.slider(
+        "Leiden resolution", 0.05, 3.0, 1.0, 0.05, help=fields["resolution"].metadata["help"], key="hp_resolution"
+    )
 else:
     c2.caption("k is chosen after pretraining by Leiden stability on the learned embedding.")
 
 with st.expander("Hyperparameters", expanded=False):
     c1, c2, c3 = st.columns(3)
-    c1.text_input("hidden layers", ",".join(map(str, defaults.hidden_dims)), help=fields["hidden_dims"].metadata["help"], key=f"hp_{method}_hidden")
+    c1.text_input(
+        "hidden layers",
+        ",".join(map(str, defaults.hidden_dims)),
+        help=fields["hidden_dims"].metadata["help"],
+        key=f"hp_{method}_hidden",
+    )
     number("latent_dim", c2)
-    pre = c3.number_input("pretrain epochs (0 = auto)", 0, 100000, 0, help=fields["pretrain_epochs"].metadata["help"], key=f"hp_{method}_pre")
+    pre = c3.number_input(
+        "pretrain epochs (0 = auto)",
+        0,
+        100000,
+        0,
+        help=fields["pretrain_epochs"].metadata["help"],
+        key=f"hp_{method}_pre",
+    )
     number("max_cluster_epochs", c1)
     number("lr", c2)
     number("cluster_lr", c3)
@@ -87,9 +142,17 @@ with st.expander("Hyperparameters", expanded=False):
 constraint_source = "none"
 if method == "scdcc":
     with st.expander("Pairwise constraints (optional prior knowledge)"):
-        constraint_source = st.selectbox("source", ["none", "labels", "pairs", "obsm"], key="c_source",
-                                         format_func={"none": "none", "labels": "a label column (reveal a fraction of cells)",
-                                                      "pairs": "a CSV of cell pairs", "obsm": "a numeric matrix such as protein levels"}.get)
+        constraint_source = st.selectbox(
+            "source",
+            ["none", "labels", "pairs", "obsm"],
+            key="c_source",
+            format_func={
+                "none": "none",
+                "labels": "a label column (reveal a fraction of cells)",
+                "pairs": "a CSV of cell pairs",
+                "obsm": "a numeric matrix such as protein levels",
+            }.get,
+        )
         if constraint_source == "labels":
             st.selectbox("label column", list(ss.adata.obs.columns), key="c_label")
             st.slider("fraction of cells revealed", 0.01, 0.5, 0.1, 0.01, key="c_fraction")
@@ -107,8 +170,21 @@ if method == "scdcc":
 
 def build_config():
     g = lambda name: ss.get(f"hp_{method}_{name}", getattr(defaults, name))  # noqa: E731
-    values = {n: g(n) for n in ("latent_dim", "max_cluster_epochs", "lr", "cluster_lr", "batch_size", "alpha", "tol",
-                                 "update_interval", "seed", "n_top_genes")}
+    values = {
+        n: g(n)
+        for n in (
+            "latent_dim",
+            "max_cluster_epochs",
+            "lr",
+            "cluster_lr",
+            "batch_size",
+            "alpha",
+            "tol",
+            "update_interval",
+            "seed",
+            "n_top_genes",
+        )
+    }
     values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
     values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
     mode = ss.get("k_mode", "auto")
@@ -126,7 +202,9 @@ def build_config():
             c.update(label_key=ss.c_label, fraction=ss.c_fraction, n_pairs=int(ss.c_pairs))
         elif src == "pairs":
             if ss.get("c_file") is None:
-                raise ConfigError("Upload a pair file (CSV with columns cell1, cell2, type) or choose another constraint source.")
+                raise ConfigError(
+                    "Upload a pair file (CSV with columns cell1, cell2, type) or choose another constraint source."
+                )
             fd, path = tempfile.mkstemp(suffix=".csv", prefix="scdeep_pairs_")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(ss.c_file.getbuffer())
@@ -142,8 +220,11 @@ def build_config():
 def start() -> None:
     ss.train_error = None
     try:
-        submit(TrainingJob(ss.adata, method, build_config(), label_key=ss.label_key, key=next_key(method),
-                           owner=session_owner().id))
+        submit(
+            TrainingJob(
+                ss.adata, method, build_config(), label_key=ss.label_key, key=next_key(method), owner=session_owner().id
+            )
+        )
     except (ConfigError, BusyError, ValueError) as exc:
         ss.train_error = str(exc)
 
@@ -189,8 +270,11 @@ def live() -> None:
         st.rerun()  # it started: poll at the running pace
     if view.status == "queued":
         ahead = "1 run" if view.queue_position == 0 else f"{view.queue_position + 1} runs"
-        st.info(f"**Queued**: the machine is training {ahead} ahead of yours; expected to start in about "
-                f"{view.expected_start_s:.0f} s. Press **Stop** to cancel.", icon=":material/hourglass_top:")
+        st.info(
+            f"**Queued**: the machine is training {ahead} ahead of yours; expected to start in about "
+            f"{view.expected_start_s:.0f} s. Press **Stop** to cancel.",
+            icon=":material/hourglass_top:",
+        )
         return
     if view.status == "cancelled":
         st.caption("The queued run was cancelled before it started.")
@@ -201,18 +285,36 @@ def live() -> None:
         st.error(f"Training failed: {view.error}", icon=":material/error:")
     tol = job.config.tol
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(_figure("loss", job.job_id, (len(view.history), view.status), lambda: figures.loss_curves(view.history, tol=tol)),
-                    width="stretch", key="loss_chart")
+    c1.plotly_chart(
+        _figure(
+            "loss", job.job_id, (len(view.history), view.status), lambda: figures.loss_curves(view.history, tol=tol)
+        ),
+        width="stretch",
+        key="loss_chart",
+    )
     if view.snapshots:
-        c2.plotly_chart(_figure("snapshot", job.job_id, (view.snapshots[-1].update, len(view.snapshots)), lambda: figures.snapshot_scatter(view.snapshots[-1])),
-                        width="stretch", key="snapshot_chart")
+        c2.plotly_chart(
+            _figure(
+                "snapshot",
+                job.job_id,
+                (view.snapshots[-1].update, len(view.snapshots)),
+                lambda: figures.snapshot_scatter(view.snapshots[-1]),
+            ),
+            width="stretch",
+            key="snapshot_chart",
+        )
     else:
-        c2.caption("The embedding appears once the clustering stage starts: watch cells gather around the centroids (x).")
+        c2.caption(
+            "The embedding appears once the clustering stage starts: watch cells gather around the centroids (x)."
+        )
     if view.status == "done":
         result = view.result
         if result is not None and result.stage == "done" and not result.converged:
-            st.warning(f"Finished, but {result.convergence()}: labels may still move. Raise *max cluster epochs* to train longer.",
-                       icon=":material/warning:")
+            st.warning(
+                f"Finished, but {result.convergence()}: labels may still move. Raise *max cluster epochs* to "
+                "train longer.",
+                icon=":material/warning:",
+            )
         st.success(view.message)
     elif view.status == "stopped":
         st.warning(f"Stopped early; partial result kept. {view.message}")

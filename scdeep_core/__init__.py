@@ -7,6 +7,7 @@
 >>> again = sd.recluster(adata, result.pretrained, sd.SCDCCConfig(n_clusters=8), key_added="scdcc_k8")
 >>> adata.obs["scdcc_cluster"], adata.obs["scdcc_confidence"]
 """
+
 __version__ = "0.2.0"
 
 import os as _os
@@ -16,16 +17,34 @@ import os as _os
 # 2 cores). Must be set before torch loads its OpenMP runtime; a user's own setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import datasets, io
-from . import kselect, metrics
+from . import datasets, io, kselect, metrics
 from .api import Pretrained, fit, fit_resolutions, pretrain, recluster
 from .config import ConfigError, ConstraintConfig, DESCConfig, SCDCCConfig, config_for
 from .errors import InputError
-from .io import read_counts
 from .events import StopToken, TrainingEvent
+from .io import read_counts
 from .results import ClusteringResult, load_run, save_run
 
 __all__ = [
-    "read_counts", "fit", "fit_resolutions", "pretrain", "recluster", "Pretrained", "kselect", "metrics", "ConfigError", "ConstraintConfig", "DESCConfig", "SCDCCConfig", "config_for", "InputError",
-    "StopToken", "TrainingEvent", "ClusteringResult", "load_run", "save_run",
+    "datasets",
+    "io",
+    "read_counts",
+    "fit",
+    "fit_resolutions",
+    "pretrain",
+    "recluster",
+    "Pretrained",
+    "kselect",
+    "metrics",
+    "ConfigError",
+    "ConstraintConfig",
+    "DESCConfig",
+    "SCDCCConfig",
+    "config_for",
+    "InputError",
+    "StopToken",
+    "TrainingEvent",
+    "ClusteringResult",
+    "load_run",
+    "save_run",
 ]

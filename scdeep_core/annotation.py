@@ -5,6 +5,7 @@ A run's clusters (``obs[f"{key}_cluster"]``) are never changed: the annotation i
 with its colours in ``uns[f"{key}_annotation_colors"]`` (a renamed or merged group keeps its
 colour). It travels with the h5ad like any obs column.
 """
+
 from __future__ import annotations
 
 import anndata as ad
@@ -26,8 +27,9 @@ def start_annotation(adata: ad.AnnData, key: str) -> str:
     column = annotation_column(key)
     if column not in adata.obs:
         clusters = adata.obs[f"{key}_cluster"]
-        adata.obs[column] = pd.Categorical(clusters.astype(object).where(clusters.notna(), None),
-                                           categories=[str(c) for c in clusters.cat.categories])
+        adata.obs[column] = pd.Categorical(
+            clusters.astype(object).where(clusters.notna(), None), categories=[str(c) for c in clusters.cat.categories]
+        )
         store_colours(adata, column, keep=colour_map(adata, f"{key}_cluster"))
     return column
 

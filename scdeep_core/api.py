@@ -1,4 +1,5 @@
 """``fit``: one entry point for DESC and scDCC on an AnnData."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,13 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
         return None
     if c.source == "labels":
         check_label_key(adata, c.label_key)
-        pc = cons.from_labels(adata.obs[c.label_key].to_numpy(dtype=object), fraction=c.fraction, n_pairs=c.n_pairs, error_rate=c.error_rate, seed=cfg.seed)
+        pc = cons.from_labels(
+            adata.obs[c.label_key].to_numpy(dtype=object),
+            fraction=c.fraction,
+            n_pairs=c.n_pairs,
+            error_rate=c.error_rate,
+            seed=cfg.seed,
+        )
     elif c.source == "pairs":
         pc = cons.read_pair_file(c.pairs_path, adata.obs_names)
     else:
@@ -74,7 +81,9 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
             raise InputError(f"obsm key {c.obsm_key!r} not found; available: {list(adata.obsm.keys())}.")
         m = adata.obsm[c.obsm_key]
         m = m.to_numpy() if isinstance(m, pd.DataFrame) else np.asarray(m.todense() if hasattr(m, "todense") else m)
-        pc = cons.from_matrix(m, n_pairs=c.n_pairs, ml_percentile=c.ml_percentile, cl_percentile=c.cl_percentile, seed=cfg.seed)
+        pc = cons.from_matrix(
+            m, n_pairs=c.n_pairs, ml_percentile=c.ml_percentile, cl_percentile=c.cl_percentile, seed=cfg.seed
+        )
     return cons.restrict_to_cells(pc, data.cell_mask)
 
 
@@ -119,14 +128,18 @@ def resolve_config(config: BaseConfig | str | None) -> BaseConfig:
     if isinstance(config, str):
         return config_for(config)
     if not isinstance(config, BaseConfig):
-        raise ConfigError(f"config must be a DESCConfig, an SCDCCConfig, 'desc' or 'scdcc', got {type(config).__name__}.")
+        raise ConfigError(
+            f"config must be a DESCConfig, an SCDCCConfig, 'desc' or 'scdcc', got {type(config).__name__}."
+        )
     config.validate()
     return config
 
 
 def _check_k(cfg: BaseConfig, n_cells: int, what: str) -> None:
     if isinstance(cfg.n_clusters, int) and cfg.n_clusters > n_cells:
-        raise InputError(f"k = {cfg.n_clusters} clusters is more than the {n_cells} cells{what}: choose k below the number of cells.")
+        raise InputError(
+            f"k = {cfg.n_clusters} clusters is more than the {n_cells} cells{what}: choose k below the number of cells."
+        )
 
 
 def pretrain(
@@ -178,8 +191,10 @@ def pretrain(
         if pairs is not None:
             eval_mask &= ~pairs.used_cells
         if not eval_mask.any():
-            notes.append(f"No held-out labelled cells: every cell of {label_key!r} is missing or was used for constraints, "
-                         "so ARI/NMI/ACC are not reported.")
+            notes.append(
+                f"No held-out labelled cells: every cell of {label_key!r} is missing or was used for constraints, "
+                "so ARI/NMI/ACC are not reported."
+            )
     n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
@@ -188,17 +203,34 @@ def pretrain(
     monitor.truth, monitor.eval_mask = truth, eval_mask
     monitor.set_plan(_run_plan(cfg, data.n_cells, n_pretrain, _stages))
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
-    return Pretrained(cfg.method, cfg, data, hooks, model, embed(model, data), truth, eval_mask, notes,
-                      time.perf_counter() - t_start, list(monitor.history), stopped=monitor.stop_requested)
+    return Pretrained(
+        cfg.method,
+        cfg,
+        data,
+        hooks,
+        model,
+        embed(model, data),
+        truth,
+        eval_mask,
+        notes,
+        time.perf_counter() - t_start,
+        list(monitor.history),
+        stopped=monitor.stop_requested,
+    )
 
 
 def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.ndarray, KSelection | None]:
     """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
     selection = None
     if cfg.n_clusters == "auto":
-        monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions..."))
-        selection = pre.select_k() if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed else \
-            choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        monitor.emit(
+            TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions...")
+        )
+        selection = (
+            pre.select_k()
+            if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
+            else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        )
     return initial_clusters(pre.z, cfg, selection), selection
 
 
@@ -240,12 +272,18 @@ def recluster(
     t0 = time.perf_counter()
     cfg = pretrained.cfg if config is None else resolve_config(config)
     if cfg.method != pretrained.method:
-        raise ConfigError(f"A {type(cfg).__name__} cannot re-cluster a {pretrained.method} model: give a {pretrained.method} config.")
+        raise ConfigError(
+            f"A {type(cfg).__name__} cannot re-cluster a {pretrained.method} model: give a {pretrained.method} config."
+        )
     _check_k(cfg, pretrained.n_cells, " used for training")
     if adata.n_obs != len(pretrained.data.cell_mask):
-        raise InputError(f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}.")
+        raise InputError(
+            f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}."
+        )
     if _monitor is None:
-        monitor = Monitor(callbacks, stop_token, pretrained.truth, pretrained.eval_mask, _run_plan(cfg, pretrained.n_cells, 0))
+        monitor = Monitor(
+            callbacks, stop_token, pretrained.truth, pretrained.eval_mask, _run_plan(cfg, pretrained.n_cells, 0)
+        )
         monitor.time_left.pretrain_times = _epoch_seconds(pretrained.history)  # to predict a clustering epoch
     else:
         monitor = _monitor
@@ -257,8 +295,17 @@ def recluster(
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
     msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
-    monitor.emit(TrainingEvent("init", 0, cfg.max_cluster_epochs, n_clusters=n_init, ari=scores.get("ari"), nmi=scores.get("nmi"),
-                               message=msg))
+    monitor.emit(
+        TrainingEvent(
+            "init",
+            0,
+            cfg.max_cluster_epochs,
+            n_clusters=n_init,
+            ari=scores.get("ari"),
+            nmi=scores.get("nmi"),
+            message=msg,
+        )
+    )
     t_init = time.perf_counter()
     notes = list(pretrained.notes)
     if selection is not None:
@@ -269,9 +316,23 @@ def recluster(
         notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
     if stage == "cluster" and n_init >= 2:
         pretrained.hooks.reseed(cfg.seed)
-        out = cluster_stage(model, pretrained.data, pretrained.hooks, cfg, monitor, np.random.default_rng([cfg.seed, 1]),
-                            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed))
-        labels, q, z, converged, cluster_epochs, delta = out.labels, out.q, out.z, out.converged, out.epochs, out.delta_label
+        out = cluster_stage(
+            model,
+            pretrained.data,
+            pretrained.hooks,
+            cfg,
+            monitor,
+            np.random.default_rng([cfg.seed, 1]),
+            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed),
+        )
+        labels, q, z, converged, cluster_epochs, delta = (
+            out.labels,
+            out.q,
+            out.z,
+            out.converged,
+            out.epochs,
+            out.delta_label,
+        )
         stage = "cluster" if out.stopped else "done"
         if stage == "done" and not converged:
             notes.append(not_converged_note(delta, cfg.tol, cluster_epochs))
@@ -282,32 +343,58 @@ def recluster(
     t_end = time.perf_counter()
     final_scores = monitor.score(labels) if pretrained.truth is not None else {}
     result = ClusteringResult(
-        method=pretrained.method, key=key_added or pretrained.method, config=cfg.to_dict(), labels=labels, q=q, embedding=z,
-        centroids=model.centroids.detach().numpy().copy(), cell_mask=pretrained.data.cell_mask,
-        history=pd.DataFrame(monitor.history), stage=stage, converged=converged, scores=final_scores,
-        eval_mask=pretrained.eval_mask, notes=notes, genes=[str(g) for g in pretrained.data.genes],
+        method=pretrained.method,
+        key=key_added or pretrained.method,
+        config=cfg.to_dict(),
+        labels=labels,
+        q=q,
+        embedding=z,
+        centroids=model.centroids.detach().numpy().copy(),
+        cell_mask=pretrained.data.cell_mask,
+        history=pd.DataFrame(monitor.history),
+        stage=stage,
+        converged=converged,
+        scores=final_scores,
+        eval_mask=pretrained.eval_mask,
+        notes=notes,
+        genes=[str(g) for g in pretrained.data.genes],
         timings={
-            "pretrain_s": pretrained.pretrain_s, "init_s": t_init - t0, "cluster_s": t_end - t_init,
-            "total_s": pretrained.pretrain_s + t_end - t0, "pretrain_epochs": float(len(pretrained.history)),
+            "pretrain_s": pretrained.pretrain_s,
+            "init_s": t_init - t0,
+            "cluster_s": t_end - t_init,
+            "total_s": pretrained.pretrain_s + t_end - t0,
+            "pretrain_epochs": float(len(pretrained.history)),
             "cluster_epochs": float(cluster_epochs),
         },
-        delta_label=delta, k_selection=selection, init_scores=scores,
+        delta_label=delta,
+        k_selection=selection,
+        init_scores=scores,
     )
     if copy:
         adata = adata.copy()
         result.adata = adata
     write_to_adata(adata, result)
-    monitor.emit(TrainingEvent("stopped" if stage != "done" else "done", cluster_epochs, cfg.max_cluster_epochs,
-                               n_clusters=result.n_clusters, ari=final_scores.get("ari"), nmi=final_scores.get("nmi"),
-                               message=result.summary()))
+    monitor.emit(
+        TrainingEvent(
+            "stopped" if stage != "done" else "done",
+            cluster_epochs,
+            cfg.max_cluster_epochs,
+            n_clusters=result.n_clusters,
+            ari=final_scores.get("ari"),
+            nmi=final_scores.get("nmi"),
+            message=result.summary(),
+        )
+    )
     return result
 
 
 def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
     """The warning for a clustering stage that hit its epoch cap."""
     shown = "n/a" if delta is None else f"{delta:.4f}"
-    return (f"Not converged: after {epochs} clustering epochs (the cap, max_cluster_epochs) {shown} of the cells still "
-            f"changed cluster, above tol = {tol:g}. Labels may still move: raise max_cluster_epochs or tol.")
+    return (
+        f"Not converged: after {epochs} clustering epochs (the cap, max_cluster_epochs) {shown} of the cells still "
+        f"changed cluster, above tol = {tol:g}. Labels may still move: raise max_cluster_epochs or tol."
+    )
 
 
 def fit(
@@ -365,8 +452,16 @@ def fit(
 
 def _run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 1) -> RunPlan:
     """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`)."""
-    return RunPlan(method=cfg.method, n_cells=n_cells, pretrain_epochs=pretrain_epochs, cluster_cap=cfg.max_cluster_epochs,
-                   min_cluster_epochs=cfg.min_cluster_epochs, tol=cfg.tol, auto_k=cfg.n_clusters == "auto", stages=stages)
+    return RunPlan(
+        method=cfg.method,
+        n_cells=n_cells,
+        pretrain_epochs=pretrain_epochs,
+        cluster_cap=cfg.max_cluster_epochs,
+        min_cluster_epochs=cfg.min_cluster_epochs,
+        tol=cfg.tol,
+        auto_k=cfg.n_clusters == "auto",
+        stages=stages,
+    )
 
 
 def _epoch_seconds(history: list[dict]) -> list[float]:
@@ -423,7 +518,9 @@ def fit_resolutions(
     results = {}
     for res in resolutions:
         cfg_r = dataclasses.replace(cfg, resolution=float(res))
-        results[float(res)] = recluster(adata, pre, cfg_r, key_added=f"{key_added or pre.method}_r{res:g}", _monitor=monitor)
+        results[float(res)] = recluster(
+            adata, pre, cfg_r, key_added=f"{key_added or pre.method}_r{res:g}", _monitor=monitor
+        )
         if copy:
             results[float(res)].adata = adata
     return results

@@ -1,4 +1,5 @@
 """Command line: ``python -m scdeep_core fit INPUT --method desc|scdcc ...``."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,45 +15,109 @@ from .errors import InputError
 EPILOG = """examples:
   python -m scdeep_core fit counts.h5ad --method scdcc --n-clusters 8 --label-key cell_type
   python -m scdeep_core fit filtered_feature_bc_matrix.h5 --method desc --resolution 0.8 --out run1
-  python -m scdeep_core fit data.h5ad --method scdcc --n-clusters 8 --constraints labels --constraint-label-key cell_type --fraction 0.1
+  python -m scdeep_core fit data.h5ad --method scdcc --n-clusters 8 --constraints labels \\
+      --constraint-label-key cell_type --fraction 0.1
   python -m scdeep_core fit builtin:pbmc68k_reduced --method desc --label-key bulk_labels
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``--help``)."""
-    parser = argparse.ArgumentParser(prog="python -m scdeep_core", description="Deep-learning clustering of single-cell counts (DESC, scDCC).")
+    parser = argparse.ArgumentParser(
+        prog="python -m scdeep_core", description="Deep-learning clustering of single-cell counts (DESC, scDCC)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="Cluster a counts file.", description="Cluster the cells of a counts file with DESC or scDCC.",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    fit.add_argument("input", help="h5ad, 10x .h5, 10x folder/.zip/.tar.gz, CSV/TSV(.gz), .loom, scDCC .h5 (X/Y), or builtin:pbmc68k_reduced / builtin:simulated")
-    fit.add_argument("--method", choices=sorted(CONFIG_CLASSES), default="scdcc", help="desc: MSE autoencoder + KL; scdcc: ZINB autoencoder + KL (+ constraints). Default: scdcc.")
+    fit = sub.add_parser(
+        "fit",
+        help="Cluster a counts file.",
+        description="Cluster the cells of a counts file with DESC or scDCC.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fit.add_argument(
+        "input",
+        help="h5ad, 10x .h5, 10x folder/.zip/.tar.gz, CSV/TSV(.gz), .loom, scDCC .h5 (X/Y), or "
+        "builtin:pbmc68k_reduced / builtin:simulated",
+    )
+    fit.add_argument(
+        "--method",
+        choices=sorted(CONFIG_CLASSES),
+        default="scdcc",
+        help="desc: MSE autoencoder + KL; scdcc: ZINB autoencoder + KL (+ constraints). Default: scdcc.",
+    )
     k = fit.add_mutually_exclusive_group()
-    k.add_argument("--n-clusters", type=_k_arg, default="auto",
-                   help="Number of clusters k (KMeans initialisation), or 'auto' (default): chosen by Leiden stability on "
-                        "the pretrained embedding; the candidates and the choice are printed.")
-    k.add_argument("--resolution", type=lambda v: [float(x) for x in v.split(",")],
-                   help="Leiden resolution when k is unknown (default 1.0); several, comma separated, reuse one pretrained autoencoder.")
+    k.add_argument(
+        "--n-clusters",
+        type=_k_arg,
+        default="auto",
+        help="Number of clusters k (KMeans initialisation), or 'auto' (default): chosen by Leiden stability on "
+        "the pretrained embedding; the candidates and the choice are printed.",
+    )
+    k.add_argument(
+        "--resolution",
+        type=lambda v: [float(x) for x in v.split(",")],
+        help="Leiden resolution when k is unknown (default 1.0); several, comma separated, reuse one pretrained "
+        "autoencoder.",
+    )
     fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
-    fit.add_argument("--out", type=Path, help="Folder for result.h5ad, config.json, history.csv, labels.csv (default: <input stem>_<method>).")
+    fit.add_argument(
+        "--out",
+        type=Path,
+        help="Folder for result.h5ad, config.json, history.csv, labels.csv (default: <input stem>_<method>).",
+    )
     fit.add_argument("--key", help="Prefix of the result keys in the AnnData (default: the method name).")
-    fit.add_argument("--force", action="store_true", help="Write into --out even if it already holds files (they are overwritten).")
-    fit.add_argument("--orientation", choices=["auto", "cells_x_genes", "genes_x_cells"], default="auto", help="Orientation of a CSV/TSV input.")
+    fit.add_argument(
+        "--force", action="store_true", help="Write into --out even if it already holds files (they are overwritten)."
+    )
+    fit.add_argument(
+        "--orientation",
+        choices=["auto", "cells_x_genes", "genes_x_cells"],
+        default="auto",
+        help="Orientation of a CSV/TSV input.",
+    )
     fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
     fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding (saves ~10-30 s).")
     fit.add_argument("--quiet", action="store_true", help="No progress bar.")
     hp = fit.add_argument_group("hyperparameters (defaults depend on the method)")
-    for name in ("seed", "latent_dim", "pretrain_epochs", "max_cluster_epochs", "batch_size", "lr", "cluster_lr", "alpha", "tol",
-                 "update_interval", "n_top_genes", "n_neighbors", "noise_sigma", "gamma", "dropout"):
+    for name in (
+        "seed",
+        "latent_dim",
+        "pretrain_epochs",
+        "max_cluster_epochs",
+        "batch_size",
+        "lr",
+        "cluster_lr",
+        "alpha",
+        "tol",
+        "update_interval",
+        "n_top_genes",
+        "n_neighbors",
+        "noise_sigma",
+        "gamma",
+        "dropout",
+    ):
         typ = float if name in ("lr", "cluster_lr", "alpha", "tol", "noise_sigma", "gamma", "dropout") else int
         hp.add_argument(f"--{name.replace('_', '-')}", type=typ, help=_help(name))
-    hp.add_argument("--hidden-dims", type=lambda s: tuple(int(v) for v in s.split(",")), help="Encoder hidden widths, comma separated, e.g. 256,64.")
+    hp.add_argument(
+        "--hidden-dims",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        help="Encoder hidden widths, comma separated, e.g. 256,64.",
+    )
     c = fit.add_argument_group("scDCC pairwise constraints")
-    c.add_argument("--constraints", choices=["none", "labels", "pairs", "obsm"], default="none", help="Source of must-link / cannot-link pairs.")
+    c.add_argument(
+        "--constraints",
+        choices=["none", "labels", "pairs", "obsm"],
+        default="none",
+        help="Source of must-link / cannot-link pairs.",
+    )
     c.add_argument("--constraint-label-key", help="obs column whose labels give pairs (--constraints labels).")
-    c.add_argument("--fraction", type=float, default=0.1, help="Fraction of cells whose labels are revealed (default 0.1).")
+    c.add_argument(
+        "--fraction", type=float, default=0.1, help="Fraction of cells whose labels are revealed (default 0.1)."
+    )
     c.add_argument("--n-pairs", type=int, default=2000, help="Number of pairs to draw (default 2000).")
-    c.add_argument("--pairs", dest="pairs_path", help="CSV with columns cell1, cell2, type (ml/cl) (--constraints pairs).")
+    c.add_argument(
+        "--pairs", dest="pairs_path", help="CSV with columns cell1, cell2, type (ml/cl) (--constraints pairs)."
+    )
     c.add_argument("--obsm-key", help="obsm matrix such as protein levels (--constraints obsm).")
     c.add_argument("--ml-weight", type=float, default=1.0, help="Weight of the must-link loss.")
     c.add_argument("--cl-weight", type=float, default=1.0, help="Weight of the cannot-link loss.")
@@ -79,7 +144,11 @@ def _help(name: str) -> str:
 def _config_from_args(args: argparse.Namespace):
     cls = CONFIG_CLASSES[args.method]
     names = {f.name for f in dataclasses.fields(cls)}
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None and n not in ("constraints", "resolution")}
+    overrides = {
+        n: getattr(args, n)
+        for n in names
+        if getattr(args, n, None) is not None and n not in ("constraints", "resolution")
+    }
     if args.resolution:
         overrides["resolution"] = args.resolution[0]
         overrides["n_clusters"] = None
@@ -87,8 +156,14 @@ def _config_from_args(args: argparse.Namespace):
         overrides["n_clusters"] = args.n_clusters
     if args.method == "scdcc":
         overrides["constraints"] = ConstraintConfig(
-            source=args.constraints, label_key=args.constraint_label_key, fraction=args.fraction, n_pairs=args.n_pairs,
-            pairs_path=args.pairs_path, obsm_key=args.obsm_key, ml_weight=args.ml_weight, cl_weight=args.cl_weight,
+            source=args.constraints,
+            label_key=args.constraint_label_key,
+            fraction=args.fraction,
+            n_pairs=args.n_pairs,
+            pairs_path=args.pairs_path,
+            obsm_key=args.obsm_key,
+            ml_weight=args.ml_weight,
+            cl_weight=args.cl_weight,
         )
     elif args.constraints != "none":
         raise ConfigError("Pairwise constraints are an scDCC feature: use --method scdcc.")
@@ -143,8 +218,16 @@ def run_fit(args: argparse.Namespace) -> int:
         if note:
             print(f"note: {note}", file=sys.stderr)
     if args.resolution and len(args.resolution) > 1:
-        runs = list(api.fit_resolutions(adata, args.resolution, cfg, label_key=args.label_key,
-                                        callbacks=[_Progress(args.quiet)], key_added=args.key).values())
+        runs = list(
+            api.fit_resolutions(
+                adata,
+                args.resolution,
+                cfg,
+                label_key=args.label_key,
+                callbacks=[_Progress(args.quiet)],
+                key_added=args.key,
+            ).values()
+        )
     else:
         runs = [api.fit(adata, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
     for note in runs[0].notes:
@@ -163,16 +246,21 @@ def run_fit(args: argparse.Namespace) -> int:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
         scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
         how = " (automatic)" if result.k_selection is not None else ""
-        print(f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s {result.convergence()} "
-              f"-> {', '.join(str(p) for p in paths.values())}")
+        print(
+            f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s "
+            f"{result.convergence()} "
+            f"-> {', '.join(str(p) for p in paths.values())}"
+        )
     return 0
 
 
 def check_key(key: str | None) -> None:
     """A result key must be a plain name: it becomes obs/obsm/uns keys and folder names."""
     if key is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
-        raise ConfigError(f"--key {key!r} is not a plain name: use letters, digits, '_', '-' or '.', starting with a letter "
-                          "(no '/' or '..').")
+        raise ConfigError(
+            f"--key {key!r} is not a plain name: use letters, digits, '_', '-' or '.', starting with a letter "
+            "(no '/' or '..')."
+        )
 
 
 def check_out(out: Path, force: bool) -> Path:
@@ -187,17 +275,24 @@ def check_out(out: Path, force: bool) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise InputError(f"--out {out} cannot be written ({exc.strerror or exc}): choose a folder you can write to.") from None
+        raise InputError(
+            f"--out {out} cannot be written ({exc.strerror or exc}): choose a folder you can write to."
+        ) from None
     return out
 
 
 def format_k_selection(selection) -> str:
     """The candidates of an automatic k as a small text table, the choice marked."""
-    lines = ["choosing k: Leiden on the pretrained embedding, stability over 80 % subsamples",
-             "  resolution  clusters  stability  cells in stable clusters"]
+    lines = [
+        "choosing k: Leiden on the pretrained embedding, stability over 80 % subsamples",
+        "  resolution  clusters  stability  cells in stable clusters",
+    ]
     for i, row in selection.table.iterrows():
         mark = "  <- chosen" if i == selection.chosen else ""
-        lines.append(f"  {row['resolution']:>10g}  {int(row['n_clusters']):>8d}  {row['stability']:>9.2f}  {row['stable_cells']:>24.0%}{mark}")
+        lines.append(
+            f"  {row['resolution']:>10g}  {int(row['n_clusters']):>8d}  {row['stability']:>9.2f}  "
+            f"{row['stable_cells']:>24.0%}{mark}"
+        )
     lines.append(f"chose {selection.summary()}")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ Follows scanpy's convention: the colours of a categorical ``obs[column]`` live i
 ``uns[f"{column}_colors"]``, one per category in category order, taken from scanpy's default
 palettes (so an exported file opened in scanpy or cellxgene shows the app's colours).
 """
+
 from __future__ import annotations
 
 import anndata as ad
@@ -32,7 +33,7 @@ def colour_map(adata: ad.AnnData, column: str) -> dict[str, str]:
     cats = categories(adata.obs[column])
     stored = adata.uns.get(f"{column}_colors")
     colours = list(stored) if stored is not None and len(stored) == len(cats) else palette(len(cats))
-    return dict(zip(cats, colours))
+    return dict(zip(cats, colours, strict=True))
 
 
 def store_colours(adata: ad.AnnData, column: str, keep: dict[str, str] | None = None) -> None:

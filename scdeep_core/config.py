@@ -3,6 +3,7 @@
 The dataclasses also drive the dashboard's form: every field carries a one-line ``help``
 in its metadata, and ``bounds`` where the value has a range.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,21 +73,32 @@ class BaseConfig:
         "embedding; empty (None) uses Leiden at the given resolution.",
         (2, None),
     )
-    resolution: float = _f(1.0, "Leiden resolution used when n_clusters is None: higher gives more clusters.", (0.01, 10.0))
+    resolution: float = _f(
+        1.0, "Leiden resolution used when n_clusters is None: higher gives more clusters.", (0.01, 10.0)
+    )
     n_neighbors: int = _f(15, "Neighbours in the kNN graph used by Leiden.", (2, 200))
     n_top_genes: int = _f(2000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
     scale_max_value: float = _f(10.0, "Clip scaled values at +/- this many standard deviations.", (1.0, None))
     hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
     latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
-    pretrain_epochs: int | None = _f(None, "Maximum pretraining epochs; empty = auto (about 1,000 minibatch steps, 10-300 epochs).", (0, 100000))
-    pretrain_patience: int = _f(10, "Stop pretraining after this many epochs without improvement (0: never).", (0, None))
-    pretrain_min_delta: float = _f(1e-3, "Relative loss improvement that counts as progress in pretraining.", (0.0, 1.0))
+    pretrain_epochs: int | None = _f(
+        None, "Maximum pretraining epochs; empty = auto (about 1,000 minibatch steps, 10-300 epochs).", (0, 100000)
+    )
+    pretrain_patience: int = _f(
+        10, "Stop pretraining after this many epochs without improvement (0: never).", (0, None)
+    )
+    pretrain_min_delta: float = _f(
+        1e-3, "Relative loss improvement that counts as progress in pretraining.", (0.0, 1.0)
+    )
     lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0))
     cluster_lr: float = _f(1e-4, "Learning rate of the clustering stage.", (1e-7, 10.0))
     max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
     min_cluster_epochs: int = _f(
-        5, "Epochs of the clustering stage before the tol check may stop it (the first checks follow the initial "
-        "clusters, which barely change at first).", (0, 100000))
+        5,
+        "Epochs of the clustering stage before the tol check may stop it (the first checks follow the initial "
+        "clusters, which barely change at first).",
+        (0, 100000),
+    )
     batch_size: int = _f(256, "Cells per minibatch.", (2, 100000))
     alpha: float = _f(1.0, "Degrees of freedom of the Student's t soft assignment.", (0.01, 100.0))
     tol: float = _f(0.001, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
@@ -123,7 +135,7 @@ class BaseConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BaseConfig":
+    def from_dict(cls, d: dict[str, Any]) -> BaseConfig:
         """Build a config from :meth:`to_dict` output (unknown keys are an error)."""
         d = dict(d)
         d.pop("method", None)
@@ -158,7 +170,9 @@ class SCDCCConfig(BaseConfig):
     noise_sigma: float = _f(2.5, "Std of Gaussian noise added to the input while training.", (0.0, 100.0))
     gamma: float = _f(1.0, "Weight of the clustering (KL) loss against ZINB reconstruction.", (0.0, 1000.0))
     ridge: float = _f(0.0, "Ridge penalty on the dropout probability pi.", (0.0, None))
-    constraints: ConstraintConfig = field(default_factory=ConstraintConfig, metadata={"help": "Pairwise constraints.", "bounds": None})
+    constraints: ConstraintConfig = field(
+        default_factory=ConstraintConfig, metadata={"help": "Pairwise constraints.", "bounds": None}
+    )
 
     method = "scdcc"
 

@@ -3,6 +3,7 @@
 Pairs are indices into the *prepared* cells (all-zero cells removed); the cells used by
 any constraint are reported so that scores can be computed on the other cells.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ def from_labels(
     rng = np.random.default_rng(seed)
     n_reveal = int(round(fraction * len(lab)))
     if n_reveal < 2:
-        raise InputError(f"Revealing {fraction:.1%} of {len(lab)} cells gives fewer than 2 labelled cells: raise the fraction.")
+        raise InputError(
+            f"Revealing {fraction:.1%} of {len(lab)} cells gives fewer than 2 labelled cells: raise the fraction."
+        )
     revealed = rng.choice(known, size=min(n_reveal, len(known)), replace=False)
     a = rng.choice(revealed, size=n_pairs)
     b = rng.choice(revealed, size=n_pairs)
@@ -66,8 +69,13 @@ def from_labels(
     used[revealed] = True
     pairs = np.column_stack([a, b]).astype(np.int64)
     return PairConstraints(
-        must_link=pairs[same], cannot_link=pairs[~same], used_cells=used,
-        notes=[f"{int(same.sum())} must-link and {int((~same).sum())} cannot-link pairs from {len(revealed)} labelled cells."],
+        must_link=pairs[same],
+        cannot_link=pairs[~same],
+        used_cells=used,
+        notes=[
+            f"{int(same.sum())} must-link and {int((~same).sum())} cannot-link pairs from {len(revealed)} "
+            "labelled cells."
+        ],
     )
 
 
@@ -85,7 +93,9 @@ def read_pair_file(path: str | Path, cell_names: pd.Index) -> PairConstraints:
     try:
         df = pd.read_csv(path, sep=None, engine="python", dtype=str)
     except Exception as exc:  # pandas raises many types for a bad file
-        raise InputError(f"Could not read the pair file {path}: {exc}. Expected a CSV with columns cell1, cell2, type.") from exc
+        raise InputError(
+            f"Could not read the pair file {path}: {exc}. Expected a CSV with columns cell1, cell2, type."
+        ) from exc
     df.columns = [c.strip().lower() for c in df.columns]
     missing = {"cell1", "cell2", "type"} - set(df.columns)
     if missing:
@@ -93,7 +103,9 @@ def read_pair_file(path: str | Path, cell_names: pd.Index) -> PairConstraints:
     kind = df["type"].str.strip().str.lower()
     bad = ~(kind.isin(ML_NAMES) | kind.isin(CL_NAMES))
     if bad.any():
-        raise InputError(f"Unknown pair types {sorted(set(kind[bad]))[:5]}: use 'ml' (must-link) or 'cl' (cannot-link).")
+        raise InputError(
+            f"Unknown pair types {sorted(set(kind[bad]))[:5]}: use 'ml' (must-link) or 'cl' (cannot-link)."
+        )
     ends = pd.concat([df["cell1"], df["cell2"]]).str.strip()
     position = pd.Series(np.arange(len(cell_names)), index=cell_names)
     if ends.isin(cell_names).all():
@@ -102,7 +114,10 @@ def read_pair_file(path: str | Path, cell_names: pd.Index) -> PairConstraints:
         a, b = df["cell1"].astype(int).to_numpy(), df["cell2"].astype(int).to_numpy()
         out = np.concatenate([a, b])
         if out.max() >= len(cell_names):
-            raise InputError(f"The pair file names cell index {out.max()}, but the data has {len(cell_names)} cells (indices start at 0).")
+            raise InputError(
+                f"The pair file names cell index {out.max()}, but the data has {len(cell_names)} cells (indices "
+                "start at 0)."
+            )
     else:
         unknown = sorted(set(ends[~ends.isin(cell_names)]))
         raise InputError(
@@ -113,7 +128,12 @@ def read_pair_file(path: str | Path, cell_names: pd.Index) -> PairConstraints:
     is_ml = kind.isin(ML_NAMES).to_numpy()
     used = np.zeros(len(cell_names), dtype=bool)
     used[pairs.ravel()] = True
-    return PairConstraints(pairs[is_ml], pairs[~is_ml], used, [f"{int(is_ml.sum())} must-link and {int((~is_ml).sum())} cannot-link pairs from {path}."])
+    return PairConstraints(
+        pairs[is_ml],
+        pairs[~is_ml],
+        used,
+        [f"{int(is_ml.sum())} must-link and {int((~is_ml).sum())} cannot-link pairs from {path}."],
+    )
 
 
 def from_matrix(
@@ -145,7 +165,9 @@ def from_matrix(
     pairs = np.column_stack([a, b]).astype(np.int64)
     used = np.zeros(len(m), dtype=bool)
     used[pairs[np.concatenate([ml, cl])].ravel()] = True
-    return PairConstraints(pairs[ml], pairs[cl], used, [f"{len(ml)} must-link and {len(cl)} cannot-link pairs from matrix distances."])
+    return PairConstraints(
+        pairs[ml], pairs[cl], used, [f"{len(ml)} must-link and {len(cl)} cannot-link pairs from matrix distances."]
+    )
 
 
 def restrict_to_cells(pc: PairConstraints, cell_mask: np.ndarray) -> PairConstraints:

@@ -1,4 +1,5 @@
 """Built-in datasets that work offline: real PBMC shipped inside scanpy, and a count simulator."""
+
 from __future__ import annotations
 
 import anndata as ad
@@ -78,7 +79,9 @@ def simulate_counts(
     counts[(counts > 0) & (rng.random(counts.shape) < dropout)] = 0
     order = rng.permutation(n_cells)
     m = sp.csr_matrix(counts[order])
-    obs = pd.DataFrame({"group": pd.Categorical([f"group{g}" for g in group[order]])}, index=[f"cell{i}" for i in range(n_cells)])
+    obs = pd.DataFrame(
+        {"group": pd.Categorical([f"group{g}" for g in group[order]])}, index=[f"cell{i}" for i in range(n_cells)]
+    )
     var = pd.DataFrame({"de_group": de_group}, index=[f"gene{j}" for j in range(n_genes)])
     adata = ad.AnnData(X=m, obs=obs, var=var)
     adata.layers["counts"] = m.copy()

@@ -4,6 +4,7 @@ Default engine: :func:`scdeep_core.layout.umap_layout` (NumPy, no compilation: a
 about 3 s for 4k cells from a cold process). ``engine="umap-learn"`` uses the reference
 package (about 15-30 s of numba compilation in each new process).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -31,8 +32,15 @@ def umap_coords(z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, n_epochs
         return reducer.fit_transform(z).astype(np.float32)
 
 
-def add_umap(adata: ad.AnnData, key: str, *, seed: int = 0, n_neighbors: int = 15, engine: str = "numpy",
-             should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+def add_umap(
+    adata: ad.AnnData,
+    key: str,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    engine: str = "numpy",
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Compute the UMAP of ``obsm[f"X_{key}"]`` into ``obsm[f"X_{key}_umap"]`` (NaN rows stay NaN).
 
     ``engine`` is ``"numpy"`` (default, no compilation) or ``"umap-learn"``. ``should_stop``

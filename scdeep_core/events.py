@@ -1,4 +1,5 @@
 """What a training run tells its listeners, and how a listener asks it to stop."""
+
 from __future__ import annotations
 
 import threading

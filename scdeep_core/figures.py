@@ -4,6 +4,7 @@ Cells are drawn with WebGL (``Scattergl``) from ``WEBGL_FROM`` points on, as SVG
 WebGL context costs a browser more than SVG saves on a few thousand points: 0.3 s of a page's
 draw in headless Chromium); very large datasets are subsampled for display only (``max_points``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,22 +22,42 @@ def _points(n: int) -> type:
     """The scatter trace type for ``n`` points (see the module docstring)."""
     return go.Scattergl if n >= WEBGL_FROM else go.Scatter
 
+
 PALETTE = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
-LOSS_LABELS = {"total": "total", "mse": "MSE reconstruction", "zinb": "ZINB reconstruction", "kl": "KL(P||Q) clustering",
-               "ml": "must-link", "cl": "cannot-link"}
+LOSS_LABELS = {
+    "total": "total",
+    "mse": "MSE reconstruction",
+    "zinb": "ZINB reconstruction",
+    "kl": "KL(P||Q) clustering",
+    "ml": "must-link",
+    "cl": "cannot-link",
+}
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(itemsizing="constant"))
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(itemsizing="constant"),
+    )
     return fig
 
 
 def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
     """Every loss term against epoch, pretraining then clustering, with the phase change
     marked; ``delta_label`` (against ``tol``) and ARI/NMI in a second panel when present."""
-    has_second = not history.empty and (history.get("delta_label", pd.Series(dtype=float)).notna().any() or history.get("ari", pd.Series(dtype=float)).notna().any())
-    fig = make_subplots(rows=2 if has_second else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        row_heights=[0.6, 0.4] if has_second else [1.0])
+    has_second = not history.empty and (
+        history.get("delta_label", pd.Series(dtype=float)).notna().any()
+        or history.get("ari", pd.Series(dtype=float)).notna().any()
+    )
+    fig = make_subplots(
+        rows=2 if has_second else 1,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        row_heights=[0.6, 0.4] if has_second else [1.0],
+    )
     if history.empty:
         return _layout(fig, "Waiting for the first epoch...")
     h = history.reset_index(drop=True).copy()
@@ -46,15 +67,28 @@ def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
         for phase, dash in (("pretrain", "solid"), ("cluster", "solid")):
             part = h[h["phase"] == phase]
             if part[col].notna().any():
-                fig.add_trace(go.Scatter(x=part["step"], y=part[col], mode="lines", name=f"{LOSS_LABELS.get(name, name)} ({phase})",
-                                         line=dict(dash=dash)), row=1, col=1)
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["step"],
+                        y=part[col],
+                        mode="lines",
+                        name=f"{LOSS_LABELS.get(name, name)} ({phase})",
+                        line=dict(dash=dash),
+                    ),
+                    row=1,
+                    col=1,
+                )
     pre = h[h["phase"] == "pretrain"]
     if len(pre) and (h["phase"] == "cluster").any():
         fig.add_vline(x=pre["step"].max() + 0.5, line_dash="dash", line_color="grey")
-        fig.add_annotation(x=pre["step"].max() + 0.5, y=1, yref="paper", text="clustering starts", showarrow=False, xanchor="left")
+        fig.add_annotation(
+            x=pre["step"].max() + 0.5, y=1, yref="paper", text="clustering starts", showarrow=False, xanchor="left"
+        )
     if has_second:
         if h["delta_label"].notna().any():
-            fig.add_trace(go.Scatter(x=h["step"], y=h["delta_label"], mode="lines+markers", name="delta_label"), row=2, col=1)
+            fig.add_trace(
+                go.Scatter(x=h["step"], y=h["delta_label"], mode="lines+markers", name="delta_label"), row=2, col=1
+            )
             if tol is not None:
                 fig.add_hline(y=tol, line_dash="dot", line_color="red", annotation_text="tol", row=2, col=1)
         for s in ("ari", "nmi"):
@@ -74,10 +108,24 @@ def snapshot_scatter(snapshot, title: str = "Embedding during clustering") -> go
     colours = palette(int(snapshot.labels.max()) + 1)  # cluster j has the colour it gets in the result
     for j in np.unique(snapshot.labels):
         m = snapshot.labels == j
-        fig.add_trace(_points(len(snapshot.coords))(x=snapshot.coords[m, 0], y=snapshot.coords[m, 1], mode="markers", name=f"cluster {j}",
-                                   marker=dict(size=4, color=colours[j], opacity=0.8)))
-    fig.add_trace(go.Scatter(x=snapshot.centroids[:, 0], y=snapshot.centroids[:, 1], mode="markers", name="centroids",
-                             marker=dict(symbol="x", size=14, color="black", line=dict(width=2))))
+        fig.add_trace(
+            _points(len(snapshot.coords))(
+                x=snapshot.coords[m, 0],
+                y=snapshot.coords[m, 1],
+                mode="markers",
+                name=f"cluster {j}",
+                marker=dict(size=4, color=colours[j], opacity=0.8),
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=snapshot.centroids[:, 0],
+            y=snapshot.centroids[:, 1],
+            mode="markers",
+            name="centroids",
+            marker=dict(symbol="x", size=14, color="black", line=dict(width=2)),
+        )
+    )
     fig.update_xaxes(title="PC1 of the initial embedding")
     fig.update_yaxes(title="PC2")
     return _layout(fig, f"{title} (update {snapshot.update})", height=420)
@@ -89,9 +137,17 @@ def _subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
-def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, title: str = "", max_points: int = 200_000,
-                      hover: pd.Index | None = None, colorscale: str = "Viridis", colour_title: str = "",
-                      colours: dict[str, str] | None = None) -> go.Figure:
+def embedding_scatter(
+    coords: np.ndarray,
+    values: pd.Series | np.ndarray,
+    *,
+    title: str = "",
+    max_points: int = 200_000,
+    hover: pd.Index | None = None,
+    colorscale: str = "Viridis",
+    colour_title: str = "",
+    colours: dict[str, str] | None = None,
+) -> go.Figure:
     """UMAP (or any 2-D) scatter coloured by a categorical or continuous value.
 
     Categories are drawn in their order (:func:`scdeep_core.colours.categories`) with ``colours``
@@ -108,16 +164,36 @@ def embedding_scatter(coords: np.ndarray, values: pd.Series | np.ndarray, *, tit
     v = values.iloc[ok]
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or values.dtype == bool:
         order = categories(values)
-        colours = colours or dict(zip(order, palette(len(order))))
+        colours = colours or dict(zip(order, palette(len(order)), strict=True))
         cats = v.astype(str)
         for c in order:
             m = (cats == c).to_numpy()
             if m.any():
-                fig.add_trace(_points(len(x))(x=x[m], y=y[m], mode="markers", name=c, text=None if text is None else text[m],
-                                           customdata=ok[m], marker=dict(size=4, color=colours.get(c, "grey"))))
+                fig.add_trace(
+                    _points(len(x))(
+                        x=x[m],
+                        y=y[m],
+                        mode="markers",
+                        name=c,
+                        text=None if text is None else text[m],
+                        customdata=ok[m],
+                        marker=dict(size=4, color=colours.get(c, "grey")),
+                    )
+                )
     else:
-        fig.add_trace(_points(len(x))(x=x, y=y, mode="markers", text=text, showlegend=False, customdata=ok,
-                                   marker=dict(size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=colour_title))))
+        fig.add_trace(
+            _points(len(x))(
+                x=x,
+                y=y,
+                mode="markers",
+                text=text,
+                showlegend=False,
+                customdata=ok,
+                marker=dict(
+                    size=4, color=v.to_numpy(dtype=float), colorscale=colorscale, colorbar=dict(title=colour_title)
+                ),
+            )
+        )
     fig.update_layout(dragmode="lasso")
     fig.update_xaxes(showticklabels=False, title="UMAP1")
     fig.update_yaxes(showticklabels=False, title="UMAP2")
@@ -129,21 +205,33 @@ def hvg_plot(means: np.ndarray, dispersions: np.ndarray, highly_variable: np.nda
     fig = go.Figure()
     for flag, name, color in ((False, "other genes", "lightgrey"), (True, "highly variable", PALETTE[1])):
         m = highly_variable == flag
-        fig.add_trace(_points(len(means))(x=means[m], y=dispersions[m], mode="markers", name=name, marker=dict(size=3, color=color)))
+        fig.add_trace(
+            _points(len(means))(
+                x=means[m], y=dispersions[m], mode="markers", name=name, marker=dict(size=3, color=color)
+            )
+        )
     fig.update_xaxes(title="mean expression (log)")
     fig.update_yaxes(title="normalised dispersion")
     return _layout(fig, "highly variable genes", height=320)
 
 
-def confidence_by_cluster(clusters: pd.Series, confidence: np.ndarray, threshold: float,
-                          colours: dict[str, str] | None = None) -> go.Figure:
+def confidence_by_cluster(
+    clusters: pd.Series, confidence: np.ndarray, threshold: float, colours: dict[str, str] | None = None
+) -> go.Figure:
     """Box plots of confidence (max q) per cluster, in category order and with the UMAP's
     ``colours``, and the low-confidence threshold."""
     order = categories(clusters)
-    colours = colours or dict(zip(order, palette(len(order))))
+    colours = colours or dict(zip(order, palette(len(order)), strict=True))
     df = pd.DataFrame({"cluster": clusters.astype(str).to_numpy(), "confidence": confidence}).dropna()
-    fig = px.box(df, x="cluster", y="confidence", points=False, color="cluster", color_discrete_map=colours,
-                 category_orders={"cluster": order})
+    fig = px.box(
+        df,
+        x="cluster",
+        y="confidence",
+        points=False,
+        color="cluster",
+        color_discrete_map=colours,
+        category_orders={"cluster": order},
+    )
     fig.add_hline(y=threshold, line_dash="dot", line_color="red", annotation_text="low-confidence threshold")
     fig.update_layout(showlegend=False)
     return _layout(fig, "confidence per cluster", height=320)
@@ -153,8 +241,16 @@ def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
     """Cells per (label, cluster) as a heatmap with counts; clusters in numeric order (2 before 10)."""
     table = table.set_axis(table.columns.astype(str), axis=1)
     table = table[categories(pd.Series(table.columns))]
-    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(r) for r in table.index],
-                               colorscale="Blues", text=table.to_numpy(), texttemplate="%{text}"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.to_numpy(),
+            x=[str(c) for c in table.columns],
+            y=[str(r) for r in table.index],
+            colorscale="Blues",
+            text=table.to_numpy(),
+            texttemplate="%{text}",
+        )
+    )
     fig.update_xaxes(title="cluster", type="category", dtick=1)  # every row and column labelled
     fig.update_yaxes(title="known label", type="category", dtick=1)
     return _layout(fig, "cells per known label and cluster", height=max(300, 28 * len(table) + 120))
@@ -165,14 +261,27 @@ def dot_plot(frac: pd.DataFrame, mean: pd.DataFrame) -> go.Figure:
     long = frac.stack().rename("fraction").to_frame().join(mean.stack().rename("mean")).reset_index()
     long.columns = ["cluster", "gene", "fraction", "mean"]
     long["expressing"] = long["fraction"].map("{:.0%}".format)
-    fig = px.scatter(long, x="gene", y="cluster", size="fraction", color="mean", color_continuous_scale="Reds",
-                     hover_data={"expressing": True, "fraction": False}, labels={"mean": "mean log expression"})
-    fig.update_traces(marker_sizeref=2.0 / 16**2, marker_sizemode="area")  # a full-size dot is 100 % of cells, whatever the data's max
+    fig = px.scatter(
+        long,
+        x="gene",
+        y="cluster",
+        size="fraction",
+        color="mean",
+        color_continuous_scale="Reds",
+        hover_data={"expressing": True, "fraction": False},
+        labels={"mean": "mean log expression"},
+    )
+    fig.update_traces(
+        marker_sizeref=2.0 / 16**2, marker_sizemode="area"
+    )  # a full-size dot is 100 % of cells, whatever the data's max
     fig.update_yaxes(type="category", dtick=1, title="cluster")
     fig.update_xaxes(title="gene")
     fig.update_layout(coloraxis_colorbar_title="mean log<br>expression")
-    return _layout(fig, "marker genes: dot size = share of the cluster's cells expressing the gene (full size = 100 %)",
-                   height=max(300, 30 * frac.shape[0] + 140))
+    return _layout(
+        fig,
+        "marker genes: dot size = share of the cluster's cells expressing the gene (full size = 100 %)",
+        height=max(300, 30 * frac.shape[0] + 140),
+    )
 
 
 def confidence_trace(trace: pd.DataFrame) -> go.Figure:
@@ -180,7 +289,9 @@ def confidence_trace(trace: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     if not trace.empty:
         fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["q90"], line=dict(width=0), showlegend=False))
-        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["q10"], fill="tonexty", line=dict(width=0), name="10-90 % of cells"))
+        fig.add_trace(
+            go.Scatter(x=trace["epoch"], y=trace["q10"], fill="tonexty", line=dict(width=0), name="10-90 % of cells")
+        )
         fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["mean"], mode="lines+markers", name="mean confidence"))
     fig.update_xaxes(title="clustering epoch")
     fig.update_yaxes(title="max q", range=[0, 1.02])
@@ -197,20 +308,49 @@ def k_selection_chart(table: pd.DataFrame, chosen_k: int | None = None, chosen_r
     """
     t = table.sort_values(["n_clusters", "resolution"])
     fig = go.Figure()
-    hover = [f"resolution {r:g}<br>{k} clusters" for r, k in zip(t["resolution"], t["n_clusters"])]
-    fig.add_trace(go.Scatter(x=t["n_clusters"], y=t["stability"], mode="lines+markers", name="stability (ARI with 80 % subsamples)",
-                             error_y=dict(type="data", array=t.get("stability_sd"), visible=True, thickness=1),
-                             hovertext=hover, hoverinfo="text+y"))
-    fig.add_trace(go.Scatter(x=t["n_clusters"], y=t["stable_cells"], mode="lines+markers", line=dict(dash="dot"),
-                             name="cells in stable clusters (Jaccard >= 0.75)", hovertext=hover, hoverinfo="text+y"))
+    hover = [f"resolution {r:g}<br>{k} clusters" for r, k in zip(t["resolution"], t["n_clusters"], strict=True)]
+    fig.add_trace(
+        go.Scatter(
+            x=t["n_clusters"],
+            y=t["stability"],
+            mode="lines+markers",
+            name="stability (ARI with 80 % subsamples)",
+            error_y=dict(type="data", array=t.get("stability_sd"), visible=True, thickness=1),
+            hovertext=hover,
+            hoverinfo="text+y",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=t["n_clusters"],
+            y=t["stable_cells"],
+            mode="lines+markers",
+            line=dict(dash="dot"),
+            name="cells in stable clusters (Jaccard >= 0.75)",
+            hovertext=hover,
+            hoverinfo="text+y",
+        )
+    )
     if chosen_row is not None:
         row = table.loc[chosen_row]
-        fig.add_trace(go.Scatter(x=[row["n_clusters"]], y=[row["stability"]], mode="markers", name="chosen resolution",
-                                 marker=dict(symbol="star", size=16, color="red")))
+        fig.add_trace(
+            go.Scatter(
+                x=[row["n_clusters"]],
+                y=[row["stability"]],
+                mode="markers",
+                name="chosen resolution",
+                marker=dict(symbol="star", size=16, color="red"),
+            )
+        )
     if chosen_k is not None:
         fig.add_vline(x=chosen_k, line_dash="dash", line_color="red")
-        fig.add_annotation(x=chosen_k, y=1.04, yref="y", text=f"chosen k = {chosen_k}", showarrow=False, font=dict(color="red"))
-    fig.update_xaxes(title_text="number of clusters (Leiden, one point per resolution)", dtick=1 if t["n_clusters"].max() <= 25 else None)
+        fig.add_annotation(
+            x=chosen_k, y=1.04, yref="y", text=f"chosen k = {chosen_k}", showarrow=False, font=dict(color="red")
+        )
+    fig.update_xaxes(
+        title_text="number of clusters (Leiden, one point per resolution)",
+        dtick=1 if t["n_clusters"].max() <= 25 else None,
+    )
     fig.update_yaxes(title_text="score (1 = fully reproducible)", range=[0, 1.1])
     _layout(fig, "Choosing k: how reproducible is each clustering?", height=340)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=-0.45, x=0))

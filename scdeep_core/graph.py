@@ -4,6 +4,7 @@ scanpy's ``pp.neighbors`` pays ~33 s of numba compilation in every new process (
 platform notes). Embeddings here are small (<= 64 dimensions), so exact neighbours from
 scikit-learn are fast, and UMAP's fuzzy connectivities are a few vectorised NumPy lines.
 """
+
 from __future__ import annotations
 
 import random
@@ -66,7 +67,9 @@ def leiden(graph: sp.spmatrix | ig.Graph, resolution: float = 1.0, seed: int = 0
     # igraph draws from a process-wide generator: seed a private one for this call.
     ig.set_random_number_generator(random.Random(seed))
     try:
-        part = g.community_leiden(objective_function="modularity", weights="weight", resolution=resolution, n_iterations=n_iterations)
+        part = g.community_leiden(
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=n_iterations
+        )
     finally:
         ig.set_random_number_generator(random)
     labels = np.asarray(part.membership)

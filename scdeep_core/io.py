@@ -9,6 +9,7 @@ the source file is never modified.
 The result has raw values in ``layers["counts"]`` (and ``X``) as CSR float32, and
 ``uns["scdeep_io"]`` with the detected format, whether values are integers, and notes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -29,12 +30,27 @@ import scipy.sparse as sp
 from .errors import InputError
 from .pp import is_integer_matrix
 
-__all__ = ["read_counts", "detect_format", "guess_orientation", "list_data_files", "resolve_in_folder", "FORMATS", "DEFAULT_MAX_BYTES"]
+__all__ = [
+    "read_counts",
+    "detect_format",
+    "guess_orientation",
+    "list_data_files",
+    "resolve_in_folder",
+    "FORMATS",
+    "DEFAULT_MAX_BYTES",
+]
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 FORMATS = ("h5ad", "10x_h5", "10x_mtx", "archive", "csv", "loom", "scdcc_h5")
-FORMAT_NAMES = {"h5ad": "an h5ad file", "10x_h5": "a 10x .h5 file", "10x_mtx": "a 10x matrix folder", "archive": "an archive",
-                "csv": "a CSV/TSV table", "loom": "a loom file", "scdcc_h5": "an scDCC .h5 file"}
+FORMAT_NAMES = {
+    "h5ad": "an h5ad file",
+    "10x_h5": "a 10x .h5 file",
+    "10x_mtx": "a 10x matrix folder",
+    "archive": "an archive",
+    "csv": "a CSV/TSV table",
+    "loom": "a loom file",
+    "scdcc_h5": "an scDCC .h5 file",
+}
 ORIENTATIONS = ("auto", "cells_x_genes", "genes_x_cells")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BARCODE_PATTERN = r"[ACGT]{10,}"
@@ -51,7 +67,10 @@ def detect_format(path: str | Path) -> str:
     p = Path(path)
     if p.is_dir():
         if _find_mtx_dir(p) is None:
-            raise InputError(f"{p.name} is a folder without matrix.mtx(.gz): a 10x folder needs matrix.mtx, barcodes.tsv and features.tsv (or genes.tsv).")
+            raise InputError(
+                f"{p.name} is a folder without matrix.mtx(.gz): a 10x folder needs matrix.mtx, barcodes.tsv and "
+                "features.tsv (or genes.tsv)."
+            )
         return "10x_mtx"
     with open(p, "rb") as fh:
         head = fh.read(512)
@@ -65,17 +84,25 @@ def detect_format(path: str | Path) -> str:
         with gzip.open(p, "rb") as fh:
             head = fh.read(512)
         if head.startswith(b"%%MatrixMarket"):
-            raise InputError("A lone matrix.mtx.gz lacks cell and gene names: upload the whole 10x folder as a .zip or .tar.gz.")
+            raise InputError(
+                "A lone matrix.mtx.gz lacks cell and gene names: upload the whole 10x folder as a .zip or .tar.gz."
+            )
     elif tarfile.is_tarfile(p):
         return "archive"
     if head.startswith(b"%%MatrixMarket"):
-        raise InputError("A lone matrix.mtx lacks cell and gene names: upload the whole 10x folder as a .zip or .tar.gz.")
+        raise InputError(
+            "A lone matrix.mtx lacks cell and gene names: upload the whole 10x folder as a .zip or .tar.gz."
+        )
     if head.startswith((b"\x80", b"PAR1")) or p.suffix in (".pkl", ".pickle", ".rds", ".rda"):
-        raise InputError(f"{p.name}: pickled or R data files are not read (they can execute code). Export counts to h5ad, 10x, CSV or loom.")
+        raise InputError(
+            f"{p.name}: pickled or R data files are not read (they can execute code). Export counts to h5ad, "
+            "10x, CSV or loom."
+        )
     text = _decode_text(head)
     if text is None:
         raise InputError(
-            f"{p.name} is not a supported format. Give .h5ad, a 10x .h5, a 10x folder (as .zip/.tar.gz), CSV/TSV, .loom or an scDCC .h5 with X/Y."
+            f"{p.name} is not a supported format. Give .h5ad, a 10x .h5, a 10x folder (as .zip/.tar.gz), "
+            "CSV/TSV, .loom or an scDCC .h5 with X/Y."
         )
     if any(sep in text for sep in (",", "\t", ";", " ")):
         return "csv"
@@ -183,7 +210,9 @@ def read_counts(
     except InputError:
         raise
     except MemoryError:
-        raise InputError(f"{p.name} does not fit in this machine's memory: subset it (fewer cells or genes) first.") from None
+        raise InputError(
+            f"{p.name} does not fit in this machine's memory: subset it (fewer cells or genes) first."
+        ) from None
     except Exception as exc:  # a reader's own failure: say which file and why, never a traceback or a server path
         what = f" as {FORMAT_NAMES[fmt]}" if fmt in FORMAT_NAMES else ""
         raise InputError(
@@ -225,7 +254,22 @@ def _sparse_bytes(n_rows: int, nnz: int) -> float:
 
 # --- a server-side data folder ----------------------------------------------------------
 
-_DATA_SUFFIXES = (".h5ad", ".h5", ".hdf5", ".loom", ".zip", ".tar", ".tar.gz", ".tgz", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+_DATA_SUFFIXES = (
+    ".h5ad",
+    ".h5",
+    ".hdf5",
+    ".loom",
+    ".zip",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".csv.gz",
+    ".tsv.gz",
+    ".txt.gz",
+)
 
 
 def list_data_files(root: str | Path, max_depth: int = 2) -> list[str]:
@@ -268,6 +312,7 @@ def resolve_in_folder(root: str | Path, name: str) -> Path:
 
 # --- one reader per format ------------------------------------------------------------
 
+
 def _h5_declared_bytes(p: Path) -> tuple[float, str]:
     """Memory that reading every dataset of an HDF5 file would allocate, from the declared
     shapes (no data is read), and the largest dataset's shape for the message."""
@@ -297,7 +342,12 @@ def _read_h5ad(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
     if "counts" in adata.layers:
         adata.X = adata.layers["counts"]
         notes.append("Using layers['counts'] as the counts.")
-    elif not is_integer_matrix(adata.X) and adata.raw is not None and adata.raw.shape == adata.shape and is_integer_matrix(adata.raw.X):
+    elif (
+        not is_integer_matrix(adata.X)
+        and adata.raw is not None
+        and adata.raw.shape == adata.shape
+        and is_integer_matrix(adata.raw.X)
+    ):
         adata.X = adata.raw.X
         notes.append("X is not integer; using the integer counts in adata.raw.")
     return adata
@@ -322,9 +372,13 @@ def _split_feature_types(adata: ad.AnnData, notes: list[str]) -> ad.AnnData:
     other = adata[:, ~gex]
     out = adata[:, gex].copy()
     out.obsm["protein"] = pd.DataFrame(
-        other.X.toarray() if sp.issparse(other.X) else np.asarray(other.X), index=adata.obs_names, columns=other.var_names.astype(str)
+        other.X.toarray() if sp.issparse(other.X) else np.asarray(other.X),
+        index=adata.obs_names,
+        columns=other.var_names.astype(str),
     )
-    notes.append(f"Moved {int((~gex).sum())} non-gene features ({', '.join(sorted(set(types[~gex])))}) to obsm['protein'].")
+    notes.append(
+        f"Moved {int((~gex).sum())} non-gene features ({', '.join(sorted(set(types[~gex])))}) to obsm['protein']."
+    )
     return out
 
 
@@ -365,7 +419,9 @@ def _mtx_header(path: Path) -> tuple[int, int, int | None]:
         raise InputError(f"{path.name}: the size line {line[:60]!r} is not whole numbers.") from None
     coordinate = "coordinate" in banner
     if len(numbers) != (3 if coordinate else 2) or min(numbers) < 0:
-        raise InputError(f"{path.name}: the size line {line[:60]!r} should give rows, columns{' and values' if coordinate else ''}.")
+        raise InputError(
+            f"{path.name}: the size line {line[:60]!r} should give rows, columns{' and values' if coordinate else ''}."
+        )
     return numbers[0], numbers[1], numbers[2] if coordinate else None
 
 
@@ -376,12 +432,19 @@ def _read_10x_mtx_dir(p: Path, notes: list[str], max_bytes: int = DEFAULT_MAX_BY
     barcodes_path = _first(folder, ("barcodes.tsv",))
     features_path = _first(folder, ("features.tsv", "genes.tsv"))
     if barcodes_path is None or features_path is None:
-        raise InputError(f"The 10x folder {folder.name} needs barcodes.tsv(.gz) and features.tsv(.gz) (or genes.tsv) next to matrix.mtx.")
+        raise InputError(
+            f"The 10x folder {folder.name} needs barcodes.tsv(.gz) and features.tsv(.gz) (or genes.tsv) next to "
+            "matrix.mtx."
+        )
     mtx = _first(folder, ("matrix.mtx",))
     n_rows, n_cols, nnz = _mtx_header(mtx)
     # parsed from text held in memory (about 24 bytes a value), then stored as CSR
-    _check_memory(_sparse_bytes(n_cols, nnz) + 24.0 * nnz if nnz is not None else 28.0 * n_rows * n_cols,
-                  f"a {n_rows:,} x {n_cols:,} matrix.mtx" + (f" with {nnz:,} values" if nnz is not None else ""), mtx, max_bytes)
+    _check_memory(
+        _sparse_bytes(n_cols, nnz) + 24.0 * nnz if nnz is not None else 28.0 * n_rows * n_cols,
+        f"a {n_rows:,} x {n_cols:,} matrix.mtx" + (f" with {nnz:,} values" if nnz is not None else ""),
+        mtx,
+        max_bytes,
+    )
     with _open_maybe_gz(mtx) as fh:
         data = fh.read()  # parse while the file is open (a parser thread reading a closed file aborts the process)
     try:
@@ -393,7 +456,10 @@ def _read_10x_mtx_dir(p: Path, notes: list[str], max_bytes: int = DEFAULT_MAX_BY
     barcodes = pd.read_csv(barcodes_path, sep="\t", header=None, dtype=str)[0]
     features = pd.read_csv(features_path, sep="\t", header=None, dtype=str)
     if m.shape != (len(barcodes), len(features)):
-        raise InputError(f"matrix.mtx is {m.shape[1]} x {m.shape[0]} but there are {len(features)} features and {len(barcodes)} barcodes.")
+        raise InputError(
+            f"matrix.mtx is {m.shape[1]} x {m.shape[0]} but there are {len(features)} features and "
+            f"{len(barcodes)} barcodes."
+        )
     names = features[1] if features.shape[1] > 1 else features[0]
     var = pd.DataFrame({"gene_ids": features[0].to_numpy()}, index=names.to_numpy())
     if features.shape[1] > 2:
@@ -407,7 +473,9 @@ def _extract_zip(p: Path, root: Path, max_bytes: int) -> None:
     try:
         _unzip(p, root, max_bytes)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise InputError(f"{p.name} is damaged, or its headers do not match its content ({exc}): make the zip again.") from None
+        raise InputError(
+            f"{p.name} is damaged, or its headers do not match its content ({exc}): make the zip again."
+        ) from None
 
 
 def _unzip(p: Path, root: Path, max_bytes: int) -> None:
@@ -420,7 +488,9 @@ def _unzip(p: Path, root: Path, max_bytes: int) -> None:
         for info in infos:
             target = (root / info.filename).resolve()
             if not target.is_relative_to(root.resolve()):
-                raise InputError(f"{p.name} has an unsafe path {info.filename!r} (outside the archive); refusing to unpack it.")
+                raise InputError(
+                    f"{p.name} has an unsafe path {info.filename!r} (outside the archive); refusing to unpack it."
+                )
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
@@ -429,8 +499,10 @@ def _unzip(p: Path, root: Path, max_bytes: int) -> None:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)
                     if written > max_bytes:
-                        raise InputError(f"{p.name} unpacks to more than the limit of {_size(max_bytes)} "
-                                         "(its header understates the size).")
+                        raise InputError(
+                            f"{p.name} unpacks to more than the limit of {_size(max_bytes)} "
+                            "(its header understates the size)."
+                        )
                     dst.write(chunk)
 
 
@@ -444,12 +516,15 @@ def _extract_tar(p: Path, root: Path, max_bytes: int) -> None:
         try:
             tf.extractall(root, members=members, filter="data")  # refuses links and paths outside root
         except tarfile.FilterError as exc:
-            raise InputError(f"{p.name} has an unsafe entry {getattr(exc, 'tarinfo', None) and exc.tarinfo.name!r} "
-                             "(a link, or a path outside the archive); refusing to unpack it.") from None
+            raise InputError(
+                f"{p.name} has an unsafe entry {getattr(exc, 'tarinfo', None) and exc.tarinfo.name!r} "
+                "(a link, or a path outside the archive); refusing to unpack it."
+            ) from None
 
 
-def _read_archive(p: Path, notes: list[str], orientation: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
-                  depth: int = 0) -> ad.AnnData:
+def _read_archive(
+    p: Path, notes: list[str], orientation: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES, depth: int = 0
+) -> ad.AnnData:
     if depth >= 3:
         raise InputError(f"{p.name}: archives nested more than 3 deep are not read.")
     with tempfile.TemporaryDirectory(prefix="scdeep_") as tmp:
@@ -501,16 +576,24 @@ def _read_table(p: Path, orientation: str, notes: list[str]) -> ad.AnnData:
         bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
         example = bad.iloc[0] if len(bad) else "(missing)"
         raise InputError(
-            f"{p.name}: column {col!r} has non-numeric entries (e.g. {example!r} in row {bad.index[0] if len(bad) else '?'}). "
-            f"{len(non_numeric)} column(s) affected. The table must hold only counts, with cell/gene names in the first column and header."
+            f"{p.name}: column {col!r} has non-numeric entries (e.g. {example!r} in row "
+            f"{bad.index[0] if len(bad) else '?'}). "
+            f"{len(non_numeric)} column(s) affected. The table must hold only counts, with cell/gene names in "
+            "the first column and header."
         )
     if orientation == "auto":
         orientation, why = guess_orientation(df.index, df.columns)
-        notes.append(f"Read the table as {orientation.replace('_', ' ')}: {why} (pass orientation= / --orientation to override).")
+        notes.append(
+            f"Read the table as {orientation.replace('_', ' ')}: {why} (pass orientation= / --orientation to override)."
+        )
     if orientation == "genes_x_cells":
         df = df.T
     values = df.to_numpy(dtype=np.float32)
-    return ad.AnnData(X=sp.csr_matrix(values), obs=pd.DataFrame(index=df.index.astype(str)), var=pd.DataFrame(index=df.columns.astype(str)))
+    return ad.AnnData(
+        X=sp.csr_matrix(values),
+        obs=pd.DataFrame(index=df.index.astype(str)),
+        var=pd.DataFrame(index=df.columns.astype(str)),
+    )
 
 
 def _unquote(names: pd.Index) -> pd.Index:
@@ -518,7 +601,10 @@ def _unquote(names: pd.Index) -> pd.Index:
 
 
 _ENSEMBL = r"^ENS[A-Z]*G\d{6,}"
-_SYMBOL = r"^(?=(?:[^A-Za-z]*[A-Za-z]){2})(?:[A-Z][A-Z0-9]{1,9}(?:[-.][A-Z0-9]{1,6})?|[A-Z][a-z][a-z0-9]{0,8}(?:[-.][A-Za-z0-9]{1,6})?)$"
+_SYMBOL = (  # two letters or more: CD3E, HLA-DRA, MT-CO1 (human) or Cd3e, Hla-dra (mouse)
+    r"^(?=(?:[^A-Za-z]*[A-Za-z]){2})"
+    r"(?:[A-Z][A-Z0-9]{1,9}(?:[-.][A-Z0-9]{1,6})?|[A-Z][a-z][a-z0-9]{0,8}(?:[-.][A-Za-z0-9]{1,6})?)$"
+)
 _GENE_WORD = r"^(?:gene|feature)[\s_.-]?\d+$"
 _CELL_WORD = r"^(?:cell|barcode|sample|c)[\s_.-]?\d+$"
 
@@ -554,7 +640,8 @@ def guess_orientation(rows: pd.Index, columns: pd.Index) -> tuple[str, str]:
     if genes_in_rows < -0.3:
         return "cells_x_genes", f"column names look like genes ({gene_c:.0%}), row names like cells ({cell_r:.0%})"
     raise InputError(
-        f"Cannot tell whether rows or columns are the cells: neither the row names (e.g. {', '.join(map(str, rows[:3]))}) "
+        "Cannot tell whether rows or columns are the cells: neither the row names (e.g. "
+        f"{', '.join(map(str, rows[:3]))}) "
         f"nor the column names (e.g. {', '.join(map(str, columns[:3]))}) look like gene names or cell barcodes. "
         "Choose the orientation: cells x genes (one row per cell) or genes x cells (one row per gene)."
     )
@@ -581,8 +668,16 @@ def _dense_to_csr(ds: h5py.Dataset, p: Path, max_bytes: int, block_bytes: int = 
 def _read_loom(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
     with h5py.File(p, "r") as f:
         m = _dense_to_csr(f["matrix"], p, max_bytes).T.tocsr()  # loom stores genes x cells
-        row_attrs = {k: f["row_attrs"][k][...] for k in f.get("row_attrs", {}).keys() if f["row_attrs"][k].size <= 10 * m.shape[1] + 10}
-        col_attrs = {k: f["col_attrs"][k][...] for k in f.get("col_attrs", {}).keys() if f["col_attrs"][k].size <= 10 * m.shape[0] + 10}
+        row_attrs = {
+            k: f["row_attrs"][k][...]
+            for k in f.get("row_attrs", {}).keys()
+            if f["row_attrs"][k].size <= 10 * m.shape[1] + 10
+        }
+        col_attrs = {
+            k: f["col_attrs"][k][...]
+            for k in f.get("col_attrs", {}).keys()
+            if f["col_attrs"][k].size <= 10 * m.shape[0] + 10
+        }
 
     def decode(a: np.ndarray) -> np.ndarray:
         return a.astype(str) if a.dtype.kind in ("S", "O") else a
@@ -592,8 +687,13 @@ def _read_loom(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
     genes = decode(row_attrs[gene_key]) if gene_key else np.array([f"g{i}" for i in range(m.shape[1])])
     cells = decode(col_attrs[cell_key]) if cell_key else np.array([f"c{i}" for i in range(m.shape[0])])
     if len(genes) != m.shape[1] or len(cells) != m.shape[0]:
-        raise InputError(f"{p.name}: {len(cells)} cell names and {len(genes)} gene names for a {m.shape[1]} x {m.shape[0]} matrix.")
-    obs = pd.DataFrame({k: decode(v) for k, v in col_attrs.items() if k != cell_key and np.ndim(v) == 1 and len(v) == m.shape[0]}, index=cells)
+        raise InputError(
+            f"{p.name}: {len(cells)} cell names and {len(genes)} gene names for a {m.shape[1]} x {m.shape[0]} matrix."
+        )
+    obs = pd.DataFrame(
+        {k: decode(v) for k, v in col_attrs.items() if k != cell_key and np.ndim(v) == 1 and len(v) == m.shape[0]},
+        index=cells,
+    )
     return ad.AnnData(X=m, obs=obs, var=pd.DataFrame(index=genes))
 
 
@@ -602,7 +702,9 @@ def _read_scdcc_h5(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
         x = f["X"]
         if isinstance(x, h5py.Group):  # sparse layout: data / indices / indptr / shape
             shape = tuple(int(v) for v in x["shape"][...])
-            _check_memory(_sparse_bytes(shape[0], x["data"].shape[0]), f"a {shape[0]:,} x {shape[1]:,} sparse X", p, max_bytes)
+            _check_memory(
+                _sparse_bytes(shape[0], x["data"].shape[0]), f"a {shape[0]:,} x {shape[1]:,} sparse X", p, max_bytes
+            )
             m = sp.csr_matrix((x["data"][...], x["indices"][...], x["indptr"][...]), shape=shape)
         else:
             m = _dense_to_csr(x, p, max_bytes)
@@ -618,10 +720,17 @@ def _read_scdcc_h5(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
     return ad.AnnData(X=m, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(m.shape[1])]))
 
 
-_READERS = {"h5ad": _read_h5ad, "10x_h5": _read_10x_h5, "10x_mtx": _read_10x_mtx_dir, "loom": _read_loom, "scdcc_h5": _read_scdcc_h5}
+_READERS = {
+    "h5ad": _read_h5ad,
+    "10x_h5": _read_10x_h5,
+    "10x_mtx": _read_10x_mtx_dir,
+    "loom": _read_loom,
+    "scdcc_h5": _read_scdcc_h5,
+}
 
 
 # --- checks shared by every format ------------------------------------------------------
+
 
 def _finalise(adata: ad.AnnData, fmt: str, p: Path, notes: list[str]) -> ad.AnnData:
     x = adata.X
@@ -630,7 +739,10 @@ def _finalise(adata: ad.AnnData, fmt: str, p: Path, notes: list[str]) -> ad.AnnD
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"{p.name} holds an empty matrix ({x.shape[0]} cells x {x.shape[1]} genes).")
     if x.nnz and not np.all(np.isfinite(x.data)):
-        raise InputError(f"{p.name} has {int((~np.isfinite(x.data)).sum())} NaN or infinite values: fill or drop them before clustering.")
+        raise InputError(
+            f"{p.name} has {int((~np.isfinite(x.data)).sum())} NaN or infinite values: fill or drop them before "
+            "clustering."
+        )
     if x.nnz and x.data.min() < 0:
         raise InputError(
             f"{p.name} has {int((x.data < 0).sum())} negative values (min {x.data.min():.3g}): give raw counts "

@@ -6,6 +6,7 @@ the events under a lock so a page can poll :meth:`TrainingJob.snapshot` once a s
 :class:`JobRegistry` holds jobs by an unguessable id (a reloaded page finds its job again),
 one owner per job, and queues runs beyond the number of concurrent slots.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -73,9 +74,20 @@ class TrainingJob:
         ended (its partial result is then lost).
     """
 
-    def __init__(self, adata: ad.AnnData, method: str, config: BaseConfig, *, label_key: str | None = None,
-                 key: str | None = None, owner: str = "", umap: bool = True, max_snapshots: int = 60,
-                 pretrained: Pretrained | None = None, stop_grace_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        method: str,
+        config: BaseConfig,
+        *,
+        label_key: str | None = None,
+        key: str | None = None,
+        owner: str = "",
+        umap: bool = True,
+        max_snapshots: int = 60,
+        pretrained: Pretrained | None = None,
+        stop_grace_s: float = 20.0,
+    ) -> None:
         self.job_id = secrets.token_urlsafe(16)  # unguessable: it is the key a reloaded page reattaches with
         self.owner = owner
         self.method = method
@@ -109,14 +121,14 @@ class TrainingJob:
         self.expected_start_s: float | None = None
         self.on_end: Callable[[TrainingJob], None] | None = None  # set by the registry: start the next queued run
 
-    def start(self) -> "TrainingJob":
+    def start(self) -> TrainingJob:
         self.status = "running"
         self.phase = "starting"
         self.started = time.perf_counter()
         self._thread.start()
         return self
 
-    def queue(self) -> "TrainingJob":
+    def queue(self) -> TrainingJob:
         """Wait for a free slot (the registry starts it)."""
         self.status = self.phase = "queued"
         self.queued_at = time.perf_counter()
@@ -185,20 +197,35 @@ class TrainingJob:
                 self._snapshots.append(snap)
                 self._snapshots = self._snapshots[-self.max_snapshots :]
                 conf = snap.confidence
-                self._confidence.append({"update": snap.update, "epoch": event.epoch, "mean": float(conf.mean()),
-                                         "q10": float(pd.Series(conf).quantile(0.1)), "q90": float(pd.Series(conf).quantile(0.9))})
+                self._confidence.append(
+                    {
+                        "update": snap.update,
+                        "epoch": event.epoch,
+                        "mean": float(conf.mean()),
+                        "q10": float(pd.Series(conf).quantile(0.1)),
+                        "q90": float(pd.Series(conf).quantile(0.9)),
+                    }
+                )
 
     def _run(self) -> None:
         """Start the training process, relay its messages, keep its outcome."""
         ended = False
         try:
             ctx = worker.context()
-            spec = worker.JobSpec(adata=self.adata, method=self.method, config=self.config, label_key=self.label_key,
-                                  key=self.key, umap=self.umap, pretrained=self.pretrained)
+            spec = worker.JobSpec(
+                adata=self.adata,
+                method=self.method,
+                config=self.config,
+                label_key=self.label_key,
+                key=self.key,
+                umap=self.umap,
+                pretrained=self.pretrained,
+            )
             payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
             receiver, sender = ctx.Pipe(duplex=False)
-            process = worker.start_process(worker.child_main, (payload, sender, self.stop_token.flag),
-                                           name=f"scdeep-train-{self.job_id[:8]}")
+            process = worker.start_process(
+                worker.child_main, (payload, sender, self.stop_token.flag), name=f"scdeep-train-{self.job_id[:8]}"
+            )
             sender.close()  # the child holds the only writer: EOF when it ends
             self._process = process
             del payload, spec
@@ -214,12 +241,16 @@ class TrainingJob:
                 with self._lock:
                     if self.stop_token.stopped:
                         self.status = self.phase = "stopped"
-                        self.message = (f"Stopped. The run did not reach a stopping point within {self.stop_grace_s:g} s, "
-                                        "so it was ended without a partial result.")
+                        self.message = (
+                            f"Stopped. The run did not reach a stopping point within {self.stop_grace_s:g} s, "
+                            "so it was ended without a partial result."
+                        )
                     else:
                         self.status = "failed"
-                        self.error = (f"The training process ended unexpectedly (exit code {process.exitcode}); "
-                                      "if the machine ran out of memory, use fewer cells or genes.")
+                        self.error = (
+                            f"The training process ended unexpectedly (exit code {process.exitcode}); "
+                            "if the machine ran out of memory, use fewer cells or genes."
+                        )
         except Exception as exc:  # the page must hear of it, not a dead thread
             with self._lock:
                 self.status, self.error = "failed", f"Could not run the training process: {type(exc).__name__}: {exc}"
@@ -280,11 +311,23 @@ class TrainingJob:
             eta, eta_max = self._time_left(now)
             self._fraction = progress.time_fraction(self._fraction, elapsed, eta, self.status in ("done", "stopped"))
             return JobView(
-                job_id=self.job_id, status=self.status, method=self.method, key=self.key, phase=self.phase,
-                progress=self._fraction, eta=eta, eta_max=eta_max,
-                elapsed=elapsed, history=pd.DataFrame(self._rows), last_event=last,
-                snapshots=list(self._snapshots), message=self.message, error=self.error, result=self.result,
-                confidence_trace=pd.DataFrame(self._confidence), queue_position=self.queue_position,
+                job_id=self.job_id,
+                status=self.status,
+                method=self.method,
+                key=self.key,
+                phase=self.phase,
+                progress=self._fraction,
+                eta=eta,
+                eta_max=eta_max,
+                elapsed=elapsed,
+                history=pd.DataFrame(self._rows),
+                last_event=last,
+                snapshots=list(self._snapshots),
+                message=self.message,
+                error=self.error,
+                result=self.result,
+                confidence_trace=pd.DataFrame(self._confidence),
+                queue_position=self.queue_position,
                 expected_start_s=self.expected_start_s,
             )
 
@@ -343,7 +386,9 @@ class JobRegistry:
 
     def _update_queue_estimates(self) -> None:
         typical = float(np.median(self._durations))
-        free_at = sorted(max(typical - (time.perf_counter() - j.started), 1.0) for j in self._jobs.values() if j.running)
+        free_at = sorted(
+            max(typical - (time.perf_counter() - j.started), 1.0) for j in self._jobs.values() if j.running
+        )
         free_at += [0.0] * max(self.max_running - len(free_at), 0)
         for position, job in enumerate(self._queue):
             slot = min(range(len(free_at)), key=free_at.__getitem__)

@@ -19,6 +19,7 @@ while the cells of the pair, projected on the line joining their centres, are be
 described by one Gaussian than by two (BIC; :func:`merge_unimodal_neighbours`). The whole
 table is kept so a user can see why and pick another k.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,23 +86,37 @@ class KSelection:
 
     def to_uns(self) -> dict:
         """h5ad-friendly form: the table's columns as arrays (per-resolution labels are not kept)."""
-        return {"table": {c: self.table[c].to_numpy() for c in self.table.columns}, "chosen": int(self.chosen), "rule": self.rule,
-                "n_merged": int(self.n_merged)}
+        return {
+            "table": {c: self.table[c].to_numpy() for c in self.table.columns},
+            "chosen": int(self.chosen),
+            "rule": self.rule,
+            "n_merged": int(self.n_merged),
+        }
 
     @classmethod
-    def from_uns(cls, d: dict) -> "KSelection":
+    def from_uns(cls, d: dict) -> KSelection:
         """Inverse of :meth:`to_uns` (``labels`` come back empty)."""
         table = pd.DataFrame({c: np.asarray(v) for c, v in d["table"].items()})
-        return cls(table=table, chosen=int(d["chosen"]), labels=np.empty((0, len(table)), dtype=int), rule=str(d["rule"]),
-                   n_merged=int(d.get("n_merged", 0)))
+        return cls(
+            table=table,
+            chosen=int(d["chosen"]),
+            labels=np.empty((0, len(table)), dtype=int),
+            rule=str(d["rule"]),
+            n_merged=int(d.get("n_merged", 0)),
+        )
 
     def summary(self) -> str:
         """One line: the chosen k and why."""
         row = self.table.loc[self.chosen]
-        merged = (f"; {self.n_merged} pair(s) of its {int(row['n_clusters'])} clusters merged as one continuous group"
-                  if self.n_merged else "")
-        return (f"k = {self.n_clusters} (Leiden resolution {row['resolution']:g}; stability {row['stability']:.2f}, "
-                f"{row['stable_cells']:.0%} of cells in stable clusters{merged}). {self.rule}")
+        merged = (
+            f"; {self.n_merged} pair(s) of its {int(row['n_clusters'])} clusters merged as one continuous group"
+            if self.n_merged
+            else ""
+        )
+        return (
+            f"k = {self.n_clusters} (Leiden resolution {row['resolution']:g}; stability {row['stability']:.2f}, "
+            f"{row['stable_cells']:.0%} of cells in stable clusters{merged}). {self.rule}"
+        )
 
 
 def _cluster_jaccards(full: np.ndarray, sub: np.ndarray, k: int) -> np.ndarray:
@@ -139,18 +154,28 @@ def scan_resolutions(
         labels = leiden(graph, resolution=r, seed=seed)
         k = int(labels.max()) + 1
         aris, jac = [], np.zeros((n_subsamples, k))
-        for b, (rows_b, g_b) in enumerate(zip(subsets, subgraphs)):
+        for b, (rows_b, g_b) in enumerate(zip(subsets, subgraphs, strict=True)):
             sub_labels = leiden(g_b, resolution=r, seed=seed + b + 1)
             aris.append(adjusted_rand_score(labels[rows_b], sub_labels))
             jac[b] = _cluster_jaccards(labels[rows_b], sub_labels, k)
         jaccard = jac.mean(axis=0)
         sizes = np.bincount(labels, minlength=k)
-        sil = float(silhouette_score(z[sil_rows], labels[sil_rows])) if 1 < len(np.unique(labels[sil_rows])) < len(sil_rows) else 0.0
-        rows.append({
-            "resolution": float(r), "n_clusters": k, "stability": float(np.mean(aris)), "stability_sd": float(np.std(aris)),
-            "stable_cells": float(sizes[jaccard >= STABLE_JACCARD].sum() / n), "min_jaccard": float(jaccard.min()),
-            "silhouette": sil,
-        })
+        sil = (
+            float(silhouette_score(z[sil_rows], labels[sil_rows]))
+            if 1 < len(np.unique(labels[sil_rows])) < len(sil_rows)
+            else 0.0
+        )
+        rows.append(
+            {
+                "resolution": float(r),
+                "n_clusters": k,
+                "stability": float(np.mean(aris)),
+                "stability_sd": float(np.std(aris)),
+                "stable_cells": float(sizes[jaccard >= STABLE_JACCARD].sum() / n),
+                "min_jaccard": float(jaccard.min()),
+                "silhouette": sil,
+            }
+        )
         all_labels.append(labels)
     return pd.DataFrame(rows), np.column_stack(all_labels)
 
@@ -166,8 +191,10 @@ def pick_resolution(table: pd.DataFrame, min_stable_cells: float = 0.9) -> tuple
     ok = table[(table["n_clusters"] >= 2) & (table["stable_cells"] >= min_stable_cells)]
     if len(ok):
         best = ok.sort_values(["n_clusters", "stability"], ascending=False).index[0]
-        rule = (f"Finest resolution with at least {min_stable_cells:.0%} of cells in stable clusters "
-                f"(bootstrap Jaccard >= {STABLE_JACCARD}).")
+        rule = (
+            f"Finest resolution with at least {min_stable_cells:.0%} of cells in stable clusters "
+            f"(bootstrap Jaccard >= {STABLE_JACCARD})."
+        )
         return int(best), rule
     multi = table[table["n_clusters"] >= 2]
     best = (multi if len(multi) else table)["stability"].idxmax()
@@ -184,8 +211,9 @@ def _one_gaussian_fits_better(x: np.ndarray, seed: int, max_points: int = 2000) 
     return one <= two
 
 
-def merge_unimodal_neighbours(z: np.ndarray, labels: np.ndarray, connectivities: sp.spmatrix, seed: int = 0,
-                              min_link: float = 0.01) -> tuple[np.ndarray, int]:
+def merge_unimodal_neighbours(
+    z: np.ndarray, labels: np.ndarray, connectivities: sp.spmatrix, seed: int = 0, min_link: float = 0.01
+) -> tuple[np.ndarray, int]:
     """Merge neighbouring clusters that form one continuous group.
 
     Pairs are visited from the most to the least connected in the kNN graph (normalised
@@ -227,7 +255,9 @@ def merge_unimodal_neighbours(z: np.ndarray, labels: np.ndarray, connectivities:
     return remap[labels], merges
 
 
-def choose_k(z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, resolutions: tuple[float, ...] = DEFAULT_RESOLUTIONS) -> KSelection:
+def choose_k(
+    z: np.ndarray, *, n_neighbors: int = 15, seed: int = 0, resolutions: tuple[float, ...] = DEFAULT_RESOLUTIONS
+) -> KSelection:
     """Choose the number of clusters of embedding ``z`` by Leiden stability (module docstring).
 
     Parameters

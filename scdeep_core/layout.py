@@ -6,6 +6,7 @@ sampled in proportion to their weight, a few random negative samples per edge, g
 clipped at 4, a learning rate decaying linearly, spectral-free PCA initialisation.
 ``umap-learn`` stays available through :func:`scdeep_core.embedding.umap_coords`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,8 +32,16 @@ class LayoutStopped(Exception):
     """Raised by :func:`umap_layout` when its ``should_stop`` callback says so."""
 
 
-def umap_layout(z: np.ndarray, *, n_neighbors: int = 15, n_epochs: int | None = None, negative_rate: int = 5,
-                seed: int = 0, graph: sp.csr_matrix | None = None, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+def umap_layout(
+    z: np.ndarray,
+    *,
+    n_neighbors: int = 15,
+    n_epochs: int | None = None,
+    negative_rate: int = 5,
+    seed: int = 0,
+    graph: sp.csr_matrix | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """2-D layout of the rows of ``z`` (cells x latent dimensions).
 
     Parameters

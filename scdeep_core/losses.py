@@ -3,6 +3,7 @@
 Every function is pure torch and works on a batch of cells. The formulas follow
 ``shared/notes/methods.md`` (DEC / DESC / scDeepCluster / scDCC).
 """
+
 from __future__ import annotations
 
 import math
@@ -128,11 +129,7 @@ def zinb_nll(
     """
     log_mu, log_theta_mu, nb_zero, log_one_minus_pi, zero_ll = _zinb_parts(log_mean, theta, pi_logit, size_factors)
     nb_ll = (
-        nb_zero
-        + x * (log_mu - log_theta_mu)
-        + torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1.0)
+        nb_zero + x * (log_mu - log_theta_mu) + torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
     )
     ll = torch.where(x > 0.5, log_one_minus_pi + nb_ll, zero_ll)
     nll = -ll
@@ -206,10 +203,7 @@ class _FusedZINB(torch.autograd.Function):
             total_ll = zero_ll.sum() - zero_ll.reshape(-1)[i].sum() + nz_ll.sum()
             g_log_mean.reshape(-1)[i] = theta_nz * (x - mu_nz) * inv_tm_nz
             g_theta.reshape(-1)[i] = (
-                log_ratio_nz
-                + (mu_nz - x) * inv_tm_nz
-                + torch.digamma(x + theta_nz)
-                - torch.digamma(theta_nz)
+                log_ratio_nz + (mu_nz - x) * inv_tm_nz + torch.digamma(x + theta_nz) - torch.digamma(theta_nz)
             )
             g_pi_logit.reshape(-1)[i] = -pi.reshape(-1)[i]
 

@@ -1,4 +1,5 @@
 """Marker genes per cluster (scanpy ``rank_genes_groups``) and dot-plot tables."""
+
 from __future__ import annotations
 
 import anndata as ad
@@ -28,7 +29,15 @@ def marker_genes(adata: ad.AnnData, groupby: str, *, n_genes: int = 10, method: 
     groups = [g for g, n in tmp.obs[groupby].value_counts().items() if n >= 2]
     sc.tl.rank_genes_groups(tmp, groupby, groups=groups, reference="rest", method=method, n_genes=n_genes)
     df = sc.get.rank_genes_groups_df(tmp, group=None)
-    df = df.rename(columns={"group": "cluster", "names": "gene", "scores": "score", "logfoldchanges": "logfoldchange", "pvals_adj": "pval_adj"})
+    df = df.rename(
+        columns={
+            "group": "cluster",
+            "names": "gene",
+            "scores": "score",
+            "logfoldchanges": "logfoldchange",
+            "pvals_adj": "pval_adj",
+        }
+    )
     df["rank"] = df.groupby("cluster", observed=True).cumcount() + 1
     return df[["cluster", "rank", "gene", "score", "logfoldchange", "pval_adj"]]
 

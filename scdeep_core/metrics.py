@@ -1,4 +1,5 @@
 """Clustering scores against known labels: ARI, NMI, ACC (Hungarian matching), confusion table."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

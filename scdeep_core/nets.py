@@ -1,7 +1,9 @@
 """Dense autoencoders for DESC (MSE) and scDCC (ZINB heads). Pure torch, no AnnData."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -12,7 +14,7 @@ from .losses import soft_assignment
 def _mlp(dims: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
     """ReLU layers ``dims[0] -> dims[1] -> ...`` (every layer followed by ReLU)."""
     layers: list[nn.Module] = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
+    for d_in, d_out in pairwise(dims):
         layers.append(nn.Linear(d_in, d_out))
         layers.append(nn.ReLU())
         if dropout > 0:

@@ -3,6 +3,7 @@
 scanpy does the work; these functions pick each method's defaults and never modify the
 caller's AnnData (they work on copies or return new arrays).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ def qc_metrics(adata: ad.AnnData, mito_prefixes: tuple[str, ...] = ("MT-", "mt-"
     ``n_genes_by_counts`` and ``pct_counts_mt`` (0 when no gene name starts with a
     mitochondrial prefix). ``adata`` is not modified.
     """
-    tmp = ad.AnnData(X=counts_matrix(adata), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    tmp = ad.AnnData(
+        X=counts_matrix(adata), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names)
+    )
     tmp.var["mt"] = tmp.var_names.str.startswith(mito_prefixes)
     obs, _ = sc.pp.calculate_qc_metrics(tmp, qc_vars=["mt"], percent_top=None, log1p=False, inplace=False)
     return obs[["total_counts", "n_genes_by_counts", "pct_counts_mt"]]
@@ -92,7 +95,9 @@ def filter_cells_genes(
     detected = np.asarray((counts_matrix(out) > 0).sum(axis=0)).ravel()
     keep_genes = detected >= min_cells
     if (~keep_genes).sum():
-        notes.append(f"Dropped {int((~keep_genes).sum())} of {out.n_vars} genes detected in fewer than {min_cells} cells.")
+        notes.append(
+            f"Dropped {int((~keep_genes).sum())} of {out.n_vars} genes detected in fewer than {min_cells} cells."
+        )
     out = out[:, keep_genes].copy()
     if out.n_obs == 0 or out.n_vars == 0:
         raise InputError(
@@ -167,7 +172,9 @@ def prepare(
     if counts.shape[0] == 0 or counts.shape[1] == 0:
         raise InputError(f"The matrix is empty ({counts.shape[0]} cells x {counts.shape[1]} genes).")
     if counts.nnz and (not np.all(np.isfinite(counts.data)) or counts.data.min() < 0):
-        raise InputError("The matrix has NaN, infinite or negative values: give raw counts or normalised, non-negative values.")
+        raise InputError(
+            "The matrix has NaN, infinite or negative values: give raw counts or normalised, non-negative values."
+        )
     if method == "scdcc" and not is_integer_matrix(counts):
         raise InputError(
             "scDCC models raw counts with a zero-inflated negative binomial, but these values are not "

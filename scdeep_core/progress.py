@@ -17,6 +17,7 @@ The progress fraction is elapsed / (elapsed + time left), so the bar follows tim
 counts, and it never moves backwards. :meth:`TimeLeft.at_most` is the bound with every phase
 at its cap: shown beside the estimate, it tells the user the worst case honestly.
 """
+
 from __future__ import annotations
 
 import math

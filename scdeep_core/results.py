@@ -8,6 +8,7 @@ embedding, when computed), ``uns[f"{key}_cluster_colors"]`` (one colour per clus
 convention) and ``uns[key]`` (config JSON, versions, scores, history).
 Cells the method could not use (all-zero) get NaN.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,7 +100,9 @@ class ClusteringResult:
         if self.converged:
             shown = f"delta_label {self.delta_label:.4f} < tol {self.tol:g}, " if self.delta_label is not None else ""
             return f"converged ({shown}{epochs} clustering epochs)"
-        shown = f"delta_label {self.delta_label:.4f} >= tol {self.tol:g}" if self.delta_label is not None else "no check"
+        shown = (
+            f"delta_label {self.delta_label:.4f} >= tol {self.tol:g}" if self.delta_label is not None else "no check"
+        )
         return f"NOT converged: hit the cap of {epochs} clustering epochs ({shown})"
 
     def summary(self) -> str:
@@ -143,7 +146,9 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
         "centroids": result.centroids.astype(np.float32),
         "history": result.history.astype({c: "float64" for c in result.history.columns if c != "phase"}),
         "convergence": {
-            "converged": bool(result.converged), "stage": result.stage, "summary": result.convergence(),
+            "converged": bool(result.converged),
+            "stage": result.stage,
+            "summary": result.convergence(),
             "delta_label": float("nan") if result.delta_label is None else float(result.delta_label),
             "tol": float(result.config.get("tol", float("nan"))),
             "cluster_epochs": int(result.timings.get("cluster_epochs", 0)),
@@ -159,7 +164,9 @@ def result_columns(adata: ad.AnnData) -> set[str]:
     """The obs columns that scDeep runs wrote (clusters, names, confidence, entropy): not the
     data's own labels, even in a file exported from the app and loaded again."""
     keys = [k for k, v in adata.uns.items() if isinstance(v, dict) and "config_json" in v and "method" in v]
-    return {f"{k}_{suffix}" for k in keys for suffix in ("cluster", "annotation", "confidence", "entropy")} & set(adata.obs.columns)
+    return {f"{k}_{suffix}" for k in keys for suffix in ("cluster", "annotation", "confidence", "entropy")} & set(
+        adata.obs.columns
+    )
 
 
 def for_viewers(adata: ad.AnnData, key: str) -> ad.AnnData:
@@ -181,8 +188,16 @@ def for_viewers(adata: ad.AnnData, key: str) -> ad.AnnData:
         obsm["X_umap"] = obsm[umap_key]
         default = "X_umap"
     x = adata.X.tocsc() if sp.issparse(adata.X) and adata.X.format != "csc" else adata.X
-    out = ad.AnnData(X=x, obs=adata.obs, var=adata.var, obsm=obsm, uns={**adata.uns, "default_embedding": default},
-                     layers=dict(adata.layers), varm=dict(adata.varm), obsp=dict(adata.obsp))
+    out = ad.AnnData(
+        X=x,
+        obs=adata.obs,
+        var=adata.var,
+        obsm=obsm,
+        uns={**adata.uns, "default_embedding": default},
+        layers=dict(adata.layers),
+        varm=dict(adata.varm),
+        obsp=dict(adata.obsp),
+    )
     return out
 
 
@@ -198,12 +213,22 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
     conv = info.get("convergence", {})
     delta = conv.get("delta_label")
     return ClusteringResult(
-        method=str(info["method"]), key=key, config=json.loads(info["config_json"]),
-        labels=q.argmax(axis=1), q=q, embedding=np.asarray(adata.obsm[f"X_{key}"])[mask],
-        centroids=np.asarray(info["centroids"]), cell_mask=mask, history=pd.DataFrame(info["history"]),
-        stage=str(info["stage"]), converged=bool(info["converged"]), scores=scores,
-        timings=dict(info.get("timings", {})), notes=[n for n in info.get("notes", []) if n],
-        genes=list(info.get("genes", [])), versions=json.loads(info["versions_json"]),
+        method=str(info["method"]),
+        key=key,
+        config=json.loads(info["config_json"]),
+        labels=q.argmax(axis=1),
+        q=q,
+        embedding=np.asarray(adata.obsm[f"X_{key}"])[mask],
+        centroids=np.asarray(info["centroids"]),
+        cell_mask=mask,
+        history=pd.DataFrame(info["history"]),
+        stage=str(info["stage"]),
+        converged=bool(info["converged"]),
+        scores=scores,
+        timings=dict(info.get("timings", {})),
+        notes=[n for n in info.get("notes", []) if n],
+        genes=list(info.get("genes", [])),
+        versions=json.loads(info["versions_json"]),
         delta_label=None if delta is None or np.isnan(delta) else float(delta),
         k_selection=KSelection.from_uns(info["k_selection"]) if "k_selection" in info else None,
         init_scores=dict(info.get("init_scores", {})),
@@ -240,14 +265,26 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
     }
     adata.write_h5ad(paths["h5ad"])
     meta = {
-        "method": result.method, "key": result.key, "config": result.config, "versions": result.versions,
-        "scores": result.scores, "timings": result.timings, "stage": result.stage, "converged": result.converged,
-        "n_clusters": result.n_clusters, "notes": result.notes, "convergence": result.convergence(),
-        "delta_label": result.delta_label, "init_scores": result.init_scores,
+        "method": result.method,
+        "key": result.key,
+        "config": result.config,
+        "versions": result.versions,
+        "scores": result.scores,
+        "timings": result.timings,
+        "stage": result.stage,
+        "converged": result.converged,
+        "n_clusters": result.n_clusters,
+        "notes": result.notes,
+        "convergence": result.convergence(),
+        "delta_label": result.delta_label,
+        "init_scores": result.init_scores,
     }
     if result.k_selection is not None:
-        meta["k_selection"] = {"chosen_k": result.k_selection.n_clusters, "rule": result.k_selection.rule,
-                               "table": result.k_selection.table.to_dict(orient="records")}
+        meta["k_selection"] = {
+            "chosen_k": result.k_selection.n_clusters,
+            "rule": result.k_selection.rule,
+            "table": result.k_selection.table.to_dict(orient="records"),
+        }
     paths["config"].write_text(json.dumps(meta, indent=2))
     result.history.to_csv(paths["history"], index=False)
     labels_table(adata, result.key).to_csv(paths["labels"])
@@ -289,8 +326,9 @@ def label_fingerprint(labels: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
 
 
-def reproduce_snippet(result: ClusteringResult, load_code: str = "adata = sd.io.read_counts('counts.h5ad')",
-                      label_key: str | None = None) -> str:
+def reproduce_snippet(
+    result: ClusteringResult, load_code: str = "adata = sd.io.read_counts('counts.h5ad')", label_key: str | None = None
+) -> str:
     """A Python script that reruns this configuration with ``scdeep_core`` and prints whether it
     got the same labels.
 
@@ -318,6 +356,7 @@ def reproduce_snippet(result: ClusteringResult, load_code: str = "adata = sd.io.
         "# The original run's labels, as a fingerprint (cluster per cell, -1 for cells it could not use).\n"
         "got = np.full(len(result.cell_mask), -1, dtype=np.int64)\n"
         "got[result.cell_mask] = result.labels\n"
-        f"print('same labels as the original run:', hashlib.sha256(got.tobytes()).hexdigest() == {label_fingerprint(labels)!r})\n"
+        "print('same labels as the original run:', hashlib.sha256(got.tobytes()).hexdigest() == "
+        f"{label_fingerprint(labels)!r})\n"
         f"# versions used: {json.dumps({k: result.versions.get(k) for k in ('scdeep_core', 'torch', 'scanpy')})}\n"
     )

@@ -6,6 +6,7 @@ log1p, 2,000 highly variable genes, scaling, 50 PCs, 15 neighbours, Leiden at re
 same path as the baselines in BENCHMARKS.md). :func:`compare` says where two clusterings of the
 same cells agree and where one splits what the other keeps together.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,8 +25,11 @@ def standard_pca(adata: ad.AnnData, n_top_genes: int = 2000, n_comps: int = 50, 
     """PCs of normalised, log1p, highly-variable, scaled counts (scanpy's standard preprocessing)."""
     import scanpy as sc
 
-    a = ad.AnnData(X=counts_matrix(adata).astype(np.float32), obs=pd.DataFrame(index=adata.obs_names),
-                   var=pd.DataFrame(index=adata.var_names))
+    a = ad.AnnData(
+        X=counts_matrix(adata).astype(np.float32),
+        obs=pd.DataFrame(index=adata.obs_names),
+        var=pd.DataFrame(index=adata.var_names),
+    )
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
     sc.pp.highly_variable_genes(a, n_top_genes=min(n_top_genes, a.n_vars - 1), flavor="seurat")
@@ -39,7 +43,9 @@ def standard_pca(adata: ad.AnnData, n_top_genes: int = 2000, n_comps: int = 50, 
 
 def standard_clustering(adata: ad.AnnData, resolution: float = 1.0, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
     """Leiden clusters (resolution 1, 15 neighbours) on the standard PCA; labels ordered by size."""
-    return leiden_on_embedding(standard_pca(adata, seed=seed), resolution=resolution, n_neighbors=n_neighbors, seed=seed)
+    return leiden_on_embedding(
+        standard_pca(adata, seed=seed), resolution=resolution, n_neighbors=n_neighbors, seed=seed
+    )
 
 
 @dataclass
@@ -59,7 +65,9 @@ class Comparison:
 
     def sentences(self, a_name: str = "the run", b_name: str = "the standard path") -> list[str]:
         """Plain words for the splits and merges."""
-        out = [f"{b_name} cluster {b} is divided by {a_name} into {', '.join(parts)}" for b, parts in self.splits.items()]
+        out = [
+            f"{b_name} cluster {b} is divided by {a_name} into {', '.join(parts)}" for b, parts in self.splits.items()
+        ]
         out += [f"{a_name} cluster {a} spans {b_name} clusters {', '.join(parts)}" for a, parts in self.merges.items()]
         return out
 
@@ -72,10 +80,15 @@ def compare(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray, min_share: flo
     table = pd.crosstab(a[known], b[known])
     best_b = table.idxmax(axis=1)  # the b cluster holding most of each a cluster
     agree = np.ones(len(a), bool)
-    agree[known] = (b[known].to_numpy() == best_b.loc[a[known]].to_numpy())
+    agree[known] = b[known].to_numpy() == best_b.loc[a[known]].to_numpy()
     by_b = table / table.sum(axis=0)
     by_a = table.div(table.sum(axis=1), axis=0)
     splits = {str(col): [str(r) for r in by_b.index[by_b[col] >= min_share]] for col in table.columns}
     merges = {str(row): [str(c) for c in by_a.columns[by_a.loc[row] >= min_share]] for row in table.index}
-    return Comparison(ari=float(metrics.ari(a[known], b[known])) if known.any() else float("nan"), table=table, agree=agree,
-                      splits={k: v for k, v in splits.items() if len(v) > 1}, merges={k: v for k, v in merges.items() if len(v) > 1})
+    return Comparison(
+        ari=float(metrics.ari(a[known], b[known])) if known.any() else float("nan"),
+        table=table,
+        agree=agree,
+        splits={k: v for k, v in splits.items() if len(v) > 1},
+        merges={k: v for k, v in merges.items() if len(v) > 1},
+    )

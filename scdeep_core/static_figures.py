@@ -9,6 +9,7 @@ matplotlib 30-80 ms each. Plots people explore point by point (Explore's UMAPs, 
 Uses matplotlib's object API (``Figure``), not ``pyplot``: no global state, so sessions can draw
 at the same time from different threads.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,13 +19,15 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a server; must precede any backend use
 import numpy as np
 import pandas as pd
-from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from PIL import Image
 
 # The toy's cluster colours; a point's colour is the q-weighted mix of them.
-TOY_COLOURS = np.array([[31, 119, 180], [214, 39, 40], [44, 160, 44], [148, 103, 189], [255, 127, 14], [140, 86, 75]]) / 255
+TOY_COLOURS = (
+    np.array([[31, 119, 180], [214, 39, 40], [44, 160, 44], [148, 103, 189], [255, 127, 14], [140, 86, 75]]) / 255
+)
 KEPT, FILTERED = "#1f77b4", "#c8c8c8"
 
 
@@ -41,7 +44,9 @@ def to_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _margins(width: float, height: float, left: float = 0.8, bottom: float = 0.55, right: float = 0.15, top: float = 0.35) -> dict:
+def _margins(
+    width: float, height: float, left: float = 0.8, bottom: float = 0.55, right: float = 0.15, top: float = 0.35
+) -> dict:
     """Fixed margins in inches as ``subplots_adjust`` fractions (matplotlib's automatic layouts
     draw the figure once more to measure it: 150-700 ms here)."""
     return dict(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
@@ -69,9 +74,13 @@ class ToyPanel:
         self.points = ax.scatter([], [], linewidths=0, alpha=0.8)
         self.arrows = LineCollection([], colors=[(0.1, 0.1, 0.1, 0.8)], linewidths=1.0)
         ax.add_collection(self.arrows)  # drawn over the points so that they stay visible
-        self.centroids = ax.scatter(np.zeros(n_centroids), np.zeros(n_centroids), marker="x", c="black", s=120, linewidths=2.5)
-        self.names = [ax.annotate(f"μ{j + 1}", (0, 0), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=11)
-                      for j in range(n_centroids)]
+        self.centroids = ax.scatter(
+            np.zeros(n_centroids), np.zeros(n_centroids), marker="x", c="black", s=120, linewidths=2.5
+        )
+        self.names = [
+            ax.annotate(f"μ{j + 1}", (0, 0), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=11)
+            for j in range(n_centroids)
+        ]
         ax.set_xlim(limits[0], limits[1])
         ax.set_ylim(limits[2], limits[3])
         ax.set_aspect("equal", adjustable="box")
@@ -79,22 +88,38 @@ class ToyPanel:
         ax.set_yticks([])
         self.title = ax.set_title("", fontsize=9)
 
-    def draw(self, z: np.ndarray, q: np.ndarray, mu: np.ndarray, *, title: str = "", arrows: np.ndarray | None = None,
-             sizes: np.ndarray | None = None) -> bytes:
+    def draw(
+        self,
+        z: np.ndarray,
+        q: np.ndarray,
+        mu: np.ndarray,
+        *,
+        title: str = "",
+        arrows: np.ndarray | None = None,
+        sizes: np.ndarray | None = None,
+    ) -> bytes:
         """The panel for points ``z`` with soft assignments ``q`` and centroids ``mu``, as PNG bytes."""
         self.points.set_offsets(z)
         self.points.set_facecolors(blend(q))
         self.points.set_sizes(np.full(len(z), 14.0) if sizes is None else np.asarray(sizes, float))
         self.arrows.set_segments([] if arrows is None else np.stack([z, z + arrows], axis=1))
         self.centroids.set_offsets(mu)
-        for name, centre in zip(self.names, mu):
+        for name, centre in zip(self.names, mu, strict=True):
             name.xy = tuple(centre)
         self.title.set_text(title)
         return to_png(self.figure)
 
 
-def toy_membership(z: np.ndarray, q: np.ndarray, mu: np.ndarray, *, title: str = "", arrows: np.ndarray | None = None,
-                   sizes: np.ndarray | None = None, limits: tuple[float, float, float, float] | None = None) -> bytes:
+def toy_membership(
+    z: np.ndarray,
+    q: np.ndarray,
+    mu: np.ndarray,
+    *,
+    title: str = "",
+    arrows: np.ndarray | None = None,
+    sizes: np.ndarray | None = None,
+    limits: tuple[float, float, float, float] | None = None,
+) -> bytes:
     """One toy panel drawn from scratch (see :class:`ToyPanel`); ``limits`` default to the data's."""
     if limits is None:
         lo, hi = np.vstack([z, mu]).min(0) - 1.0, np.vstack([z, mu]).max(0) + 1.0
@@ -132,8 +157,11 @@ def count_fit(counts: np.ndarray, zinb: np.ndarray, gauss_mean: float, gauss_sd:
     return to_png(fig)
 
 
-QC_PANELS = {"total_counts": "total counts per cell", "n_genes_by_counts": "genes detected per cell",
-             "pct_counts_mt": "% counts from mitochondrial genes"}
+QC_PANELS = {
+    "total_counts": "total counts per cell",
+    "n_genes_by_counts": "genes detected per cell",
+    "pct_counts_mt": "% counts from mitochondrial genes",
+}
 
 
 def qc_histograms(qc: pd.DataFrame, show_mito: bool = True, thresholds: dict[str, float] | None = None) -> bytes:
@@ -143,7 +171,7 @@ def qc_histograms(qc: pd.DataFrame, show_mito: bool = True, thresholds: dict[str
     fig = Figure(figsize=(12.8, 2.8))
     fig.subplots_adjust(wspace=0.25, **_margins(12.8, 2.8, top=0.15))
     axes = fig.subplots(1, len(cols))
-    for ax, col in zip(np.atleast_1d(axes), cols):
+    for ax, col in zip(np.atleast_1d(axes), cols, strict=True):
         heights, edges = np.histogram(qc[col].to_numpy(), bins=60)
         ax.stairs(heights, edges, fill=True, color="#5b8db8")  # one polygon: 60 bar patches took 4x longer
         ax.set_xlabel(QC_PANELS[col])

@@ -4,6 +4,7 @@ its analytic gradient, gradient steps, and count distributions for MSE vs ZINB.
 Everything is NumPy on a few hundred points, so the page answers instantly. The soft
 assignment and target reuse :mod:`scdeep_core.losses` so the toy shows the real formulas.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +15,14 @@ from scipy.special import gammaln
 from .losses import soft_assignment, target_distribution
 
 
-def toy_data(separation: float = 3.0, sizes: tuple[int, ...] = (150, 100, 40), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def toy_data(
+    separation: float = 3.0, sizes: tuple[int, ...] = (150, 100, 40), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """2-D points in Gaussian blobs of the given sizes, centres spread by ``separation``."""
     rng = np.random.default_rng(seed)
     angles = np.linspace(0, 2 * np.pi, len(sizes), endpoint=False) + 0.3
     centres = separation * np.column_stack([np.cos(angles), np.sin(angles)])
-    z = np.vstack([rng.normal(c, 1.0, size=(n, 2)) for c, n in zip(centres, sizes)])
+    z = np.vstack([rng.normal(c, 1.0, size=(n, 2)) for c, n in zip(centres, sizes, strict=True)])
     labels = np.repeat(np.arange(len(sizes)), sizes)
     return z.astype(np.float64), labels
 
@@ -60,7 +63,9 @@ def kl_gradients(z: np.ndarray, mu: np.ndarray, p: np.ndarray, alpha: float) -> 
     return grad_z, grad_mu
 
 
-def kl_step(z: np.ndarray, mu: np.ndarray, alpha: float, lr: float, normalise_frequency: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+def kl_step(
+    z: np.ndarray, mu: np.ndarray, alpha: float, lr: float, normalise_frequency: bool = True
+) -> tuple[np.ndarray, np.ndarray, float]:
     """One DEC step: target P from the current q, then gradient descent on points and centroids.
 
     Returns the new points, new centroids and the loss before the step.

@@ -7,6 +7,7 @@ A method (see ``methods/``) supplies the losses; this module runs
 and reports every epoch to the :class:`Monitor`, which turns progress into
 :class:`~scdeep_core.events.TrainingEvent` records for the callbacks.
 """
+
 from __future__ import annotations
 
 import time
@@ -60,7 +61,10 @@ def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) ->
     """Noise-free embedding of every cell (evaluation mode)."""
     was_training = model.training
     model.eval()
-    parts = [model.encode(torch.from_numpy(data.scaled_input(rows))) for rows in iterate_batches(data.n_cells, batch_size, None)]
+    parts = [
+        model.encode(torch.from_numpy(data.scaled_input(rows)))
+        for rows in iterate_batches(data.n_cells, batch_size, None)
+    ]
     model.train(was_training)
     return torch.cat(parts).numpy()
 
@@ -165,13 +169,22 @@ class MethodHooks:
     def reseed(self, seed: int) -> None:
         """Restart the method's own random streams (called before each clustering stage)."""
 
-    def extra_cluster_steps(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, float]:
+    def extra_cluster_steps(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+    ) -> dict[str, float]:
         """Optional updates after each clustering epoch (scDCC's pairwise constraints)."""
         return {}
 
 
-def _run_epoch(data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, optimizer: torch.optim.Optimizer,
-               batch_losses) -> dict[str, float] | None:
+def _run_epoch(
+    data,
+    hooks: MethodHooks,
+    cfg,
+    monitor: Monitor,
+    rng: np.random.Generator,
+    optimizer: torch.optim.Optimizer,
+    batch_losses,
+) -> dict[str, float] | None:
     """One pass over shuffled minibatches; mean of each loss term, or ``None`` if stopped."""
     sums: dict[str, float] = {}
     n_seen = 0
@@ -239,7 +252,9 @@ class ClusterStageOutcome:
     delta_label: float | None
 
 
-def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, snapshots: SnapshotMaker) -> ClusterStageOutcome:
+def cluster_stage(
+    model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, snapshots: SnapshotMaker
+) -> ClusterStageOutcome:
     """Refine embedding and centroids on the clustering loss until ``delta_label < tol``."""
     optimizer = hooks.cluster_optimizer(model)
     model.train()
@@ -260,17 +275,35 @@ def cluster_stage(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: n
             # delta_label starts near 0: the first checks would end the stage before KL has acted.
             if delta < cfg.tol and epoch >= cfg.min_cluster_epochs:
                 return ClusterStageOutcome(labels, q.numpy(), z, epoch, True, False, delta)
-        means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer,
-                           lambda batch: hooks.cluster_losses(model, batch, p[torch.from_numpy(batch.rows)]))
+        means = _run_epoch(
+            data,
+            hooks,
+            cfg,
+            monitor,
+            rng,
+            optimizer,
+            lambda batch, p=p: hooks.cluster_losses(model, batch, p[torch.from_numpy(batch.rows)]),
+        )
         if means is None:
             return ClusterStageOutcome(labels, q.numpy(), z, epoch, False, True, delta)
         means.update(hooks.extra_cluster_steps(model, optimizer, rng))
         scores = monitor.score(labels)
-        snap = snapshots(z, q.numpy(), model.centroids.detach().numpy(), updates) if epoch % cfg.update_interval == 0 else None
+        snap = (
+            snapshots(z, q.numpy(), model.centroids.detach().numpy(), updates)
+            if epoch % cfg.update_interval == 0
+            else None
+        )
         monitor.emit(
             TrainingEvent(
-                "cluster", epoch + 1, cfg.max_cluster_epochs, losses=means, delta_label=delta,
-                ari=scores.get("ari"), nmi=scores.get("nmi"), n_clusters=int(q.shape[1]), snapshot=snap,
+                "cluster",
+                epoch + 1,
+                cfg.max_cluster_epochs,
+                losses=means,
+                delta_label=delta,
+                ari=scores.get("ari"),
+                nmi=scores.get("nmi"),
+                n_clusters=int(q.shape[1]),
+                snapshot=snap,
             ),
             time.perf_counter() - t0,
         )

@@ -11,6 +11,7 @@ starts in well under a second instead of paying the ~5 s import each time (``spa
 where the platform has no forkserver). Messages are pickled with the standard pickler here, in
 both directions; only objects this package made travel (never an upload's bytes).
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -127,8 +128,7 @@ class ProcessStopToken(StopToken):
         return self._flag
 
 
-def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken,
-            on_phase: Any = None) -> JobOutcome:
+def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken, on_phase: Any = None) -> JobOutcome:
     """Train (or re-cluster) as ``spec`` says, then compute the UMAP of the embedding.
 
     This is the whole job; :func:`child_main` calls it in the training process.
@@ -136,11 +136,18 @@ def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken,
     from .api import fit, recluster
 
     if spec.pretrained is not None:
-        result = recluster(spec.adata, spec.pretrained, spec.config, callbacks=callbacks, stop_token=stop_token,
-                           key_added=spec.key)
+        result = recluster(
+            spec.adata, spec.pretrained, spec.config, callbacks=callbacks, stop_token=stop_token, key_added=spec.key
+        )
     else:
-        result = fit(spec.adata, spec.config if spec.config is not None else spec.method, label_key=spec.label_key, callbacks=callbacks,
-                     stop_token=stop_token, key_added=spec.key)
+        result = fit(
+            spec.adata,
+            spec.config if spec.config is not None else spec.method,
+            label_key=spec.label_key,
+            callbacks=callbacks,
+            stop_token=stop_token,
+            key_added=spec.key,
+        )
     coords, note = None, ""
     if spec.umap and not stop_token.stopped:
         from .embedding import add_umap

@@ -1,14 +1,13 @@
 """Shared fixtures. Tests needing ../shared/data skip with a reason when it is absent."""
+
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SHARED_DATA = Path(os.environ.get("SCDEEP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

@@ -1,4 +1,5 @@
 """Naming clusters: rename, merge and split on a real run's output; colours follow the groups."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +11,16 @@ from scdeep_core.errors import InputError
 @pytest.fixture()
 def annotated():
     """The built-in PBMC with a 4-cluster result written the way a run writes it."""
-    import scdeep_core as sd
     from sklearn.cluster import KMeans
 
+    import scdeep_core as sd
+
     adata = sd.datasets.pbmc_demo()
-    embedding = np.asarray(adata.obsm["X_pca"][:, :10]) if "X_pca" in adata.obsm else np.random.default_rng(0).normal(size=(adata.n_obs, 10))
+    embedding = (
+        np.asarray(adata.obsm["X_pca"][:, :10])
+        if "X_pca" in adata.obsm
+        else np.random.default_rng(0).normal(size=(adata.n_obs, 10))
+    )
     labels = KMeans(4, n_init=4, random_state=0).fit_predict(embedding)
     adata.obs["run_cluster"] = pd.Categorical.from_codes(labels, categories=[str(i) for i in range(4)])
     colours.store_colours(adata, "run_cluster")

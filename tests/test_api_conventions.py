@@ -1,6 +1,7 @@
 """The public API follows scanpy's conventions, checked on every exported function (in the spirit
 of scanpy's ``test_package_structure.py``): ``adata`` first, the config next, everything else
 keyword-only under one name per meaning, every parameter documented in a NumPy docstring."""
+
 from __future__ import annotations
 
 import inspect
@@ -15,8 +16,16 @@ PUBLIC = {name: getattr(sd, name) for name in sd.__all__ if inspect.isfunction(g
 TAKES_ADATA = {name: f for name, f in PUBLIC.items() if "adata" in inspect.signature(f).parameters}
 # One name per meaning across the package (left: names a reader might expect from elsewhere).
 SHARED_NAMES = {"label_key", "key_added", "copy", "callbacks", "stop_token"}
-SYNONYMS = {"key_prefix": "key_added", "label_col": "label_key", "labels_key": "label_key", "groupby": "label_key",
-            "inplace": "copy", "stop_event": "stop_token", "callback": "callbacks", "cfg": "config"}
+SYNONYMS = {
+    "key_prefix": "key_added",
+    "label_col": "label_key",
+    "labels_key": "label_key",
+    "groupby": "label_key",
+    "inplace": "copy",
+    "stop_event": "stop_token",
+    "callback": "callbacks",
+    "cfg": "config",
+}
 
 
 def documented_parameters(func) -> set[str]:
@@ -58,7 +67,9 @@ def test_one_name_per_meaning_and_every_parameter_documented(name):
     params = [p for p in inspect.signature(func).parameters if not p.startswith("_")]
     for p in params:
         assert p not in SYNONYMS, f"{name}({p}): call it {SYNONYMS[p]!r} as everywhere else"
-    assert not set(params) - documented_parameters(func), f"{name}: undocumented {sorted(set(params) - documented_parameters(func))}"
+    assert not set(params) - documented_parameters(func), (
+        f"{name}: undocumented {sorted(set(params) - documented_parameters(func))}"
+    )
     assert re.search(r"^Returns\n-+\n", inspect.getdoc(func), flags=re.M), f"{name}: no Returns section"
 
 

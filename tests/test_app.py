@@ -1,11 +1,11 @@
 """The dashboard pages driven with Streamlit's AppTest (real app code, real training)."""
+
 import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import shared_file
+from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -103,10 +103,15 @@ def test_train_desc_then_explore_results():
     assert len(colours) == adata.obs["desc_cluster"].cat.categories.size
 
     # name the clusters: the markers are the hint, then rename, merge and split
-    assert any("(" in o for o in at.selectbox(key="rename_group_0").options), "top marker genes shown next to each cluster"
+    assert any("(" in o for o in at.selectbox(key="rename_group_0").options), (
+        "top marker genes shown next to each cluster"
+    )
     first, second, third = list(adata.obs["desc_cluster"].cat.categories)[:3]
     cells = (adata.obs["desc_cluster"] == first).to_numpy()
-    form = lambda name: f"{name}_{at.session_state['annotation_edits'] if 'annotation_edits' in at.session_state else 0}"  # noqa: E731
+
+    def form(name: str) -> str:  # the annotation form's widget keys change with each edit
+        return f"{name}_{at.session_state['annotation_edits'] if 'annotation_edits' in at.session_state else 0}"
+
     at.selectbox(key=form("rename_group")).set_value(first)
     at.text_input(key=form("rename_to")).input("B cells")
     at.button(key="rename_btn").click().run()
@@ -139,7 +144,9 @@ def test_train_desc_then_explore_results():
     offered = next(m.value for m in at.markdown if m.value.startswith("**Columns that look like labels:**"))
     assert "bulk_labels" in offered and "desc_cluster" not in offered and "desc_annotation" not in offered
     load_builtin(at, "simulated")
-    assert not [k for k in at.session_state if str(k).startswith("markers_")] and "_h5ad_download" not in at.session_state
+    assert (
+        not [k for k in at.session_state if str(k).startswith("markers_")] and "_h5ad_download" not in at.session_state
+    )
     assert "standard_labels" not in at.session_state
     at.switch_page("pages/explore.py").run()
     assert not at.exception and any("Train a model" in i.value for i in at.info)
@@ -228,7 +235,9 @@ def test_upload_whose_orientation_cannot_be_told_asks_and_rereads():
     at = new_app()
     at.radio(key="data_source").set_value("Upload a file").run()
     rows = "\n".join(f"{i}," + ",".join(str((i * j) % 5 + 1) for j in range(6)) for i in range(40))
-    at.file_uploader(key="upload").upload("mystery.csv", ("id," + ",".join(f"v{j}" for j in range(6)) + "\n" + rows).encode()).run()
+    at.file_uploader(key="upload").upload(
+        "mystery.csv", ("id," + ",".join(f"v{j}" for j in range(6)) + "\n" + rows).encode()
+    ).run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any("Cannot tell whether rows or columns are the cells" in e and "mystery.csv" in e for e in errors), errors
@@ -284,7 +293,9 @@ def test_failed_run_shows_its_error_once_and_the_page_idles():
     at = new_app()
     at.radio(key="data_source").set_value("Upload a file").run()
     rows = "\n".join(f"cell{i}," + ",".join(f"{(i * j) % 7 + 0.5}" for j in range(12)) for i in range(60))
-    at.file_uploader(key="upload").upload("decimals.csv", ("cell," + ",".join(f"GENE{j}" for j in range(12)) + "\n" + rows).encode()).run()
+    at.file_uploader(key="upload").upload(
+        "decimals.csv", ("cell," + ",".join(f"GENE{j}" for j in range(12)) + "\n" + rows).encode()
+    ).run()
     assert at.session_state["adata"].shape == (60, 12)
     at.switch_page("pages/train.py").run()
     at.radio(key="method").set_value("scdcc").run()

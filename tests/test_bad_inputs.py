@@ -6,6 +6,7 @@ Every case builds its file in a temporary folder. ``("error", regex)`` cases mus
 cases must read and pass ``check(adata)``. The bomb cases (files that declare huge matrices)
 also run in a fresh process whose peak memory is measured.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -38,8 +39,18 @@ def counts(n_cells: int, n_genes: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).poisson(2.0, size=(n_cells, n_genes))
 
 
-def write_table(path: Path, cells: list[str], genes: list[str], values: np.ndarray, *, genes_in_rows=False, sep=",",
-                encoding="utf-8", quote=False, corner="") -> Path:
+def write_table(
+    path: Path,
+    cells: list[str],
+    genes: list[str],
+    values: np.ndarray,
+    *,
+    genes_in_rows=False,
+    sep=",",
+    encoding="utf-8",
+    quote=False,
+    corner="",
+) -> Path:
     df = pd.DataFrame(values, index=cells, columns=genes)
     if genes_in_rows:
         df = df.T
@@ -54,6 +65,7 @@ def barcodes(n: int) -> list[str]:
 
 
 # --- builders: (tmp_path) -> (path, kwargs) ----------------------------------------------
+
 
 def csv_symbols_cells_in_rows(t):  # 500 cells x 300 genes, symbols: must not be read transposed
     genes = [f"{g}{i}" if i >= 10 else g for i, g in enumerate(GENES * 30)][:300]
@@ -78,7 +90,9 @@ def csv_mouse_symbols(t):
 
 
 def csv_ensembl(t):
-    return write_table(t / "x.csv", [f"ENSG{i:011d}" for i in range(50)], [f"S{i}" for i in range(20)], counts(20, 50).T), {}
+    return write_table(
+        t / "x.csv", [f"ENSG{i:011d}" for i in range(50)], [f"S{i}" for i in range(20)], counts(20, 50).T
+    ), {}
 
 
 def csv_latin1(t):
@@ -94,7 +108,9 @@ def csv_utf8_bom(t):
 
 
 def csv_multibyte(t):
-    return write_table(t / "x.csv", [f"细胞{i}" for i in range(20)], GENES, counts(20, 10), corner="名称"), {"orientation": "cells_x_genes"}
+    return write_table(t / "x.csv", [f"细胞{i}" for i in range(20)], GENES, counts(20, 10), corner="名称"), {
+        "orientation": "cells_x_genes"
+    }
 
 
 def csv_semicolon(t):
@@ -125,6 +141,7 @@ def text_file(content: str | bytes, name="x.csv"):
         p = t / name
         p.write_bytes(content if isinstance(content, bytes) else content.encode())
         return p, {}
+
     return build
 
 
@@ -145,8 +162,11 @@ def pickle_file(t):
 def h5ad_small(t, n_cells=30):
     import anndata as ad
 
-    a = ad.AnnData(X=sp.csr_matrix(counts(n_cells, 10).astype(np.float32)), obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
-                   var=pd.DataFrame(index=GENES))
+    a = ad.AnnData(
+        X=sp.csr_matrix(counts(n_cells, 10).astype(np.float32)),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=GENES),
+    )
     p = t / "x.h5ad"
     a.write_h5ad(p)
     return p
@@ -161,6 +181,7 @@ def h5ad_truncated(t):
 
 def h5_huge_dense(layout: str):
     """A tiny chunked, compressed HDF5 file whose matrix declares 200,000 x 100,000."""
+
     def build(t):
         p = t / {"h5ad": "x.h5ad", "loom": "x.loom", "scdcc": "x.h5", "10x": "x.h5"}[layout]
         with h5py.File(p, "w") as f:
@@ -182,6 +203,7 @@ def h5_huge_dense(layout: str):
                 g["shape"] = np.array([100_000, 10])
                 g["barcodes"] = np.array([b"A"] * 10)
         return p, {}
+
     return build
 
 
@@ -224,7 +246,9 @@ def mtx_folder(t, *, header=None, n_barcodes=20, with_barcodes=True, name="tenx"
     (folder / "matrix.mtx").write_text(text)
     if with_barcodes:
         (folder / "barcodes.tsv").write_text("\n".join(barcodes(n_barcodes)) + "\n")
-    (folder / "features.tsv").write_text("\n".join(f"ENSG{i:011d}\t{g}\tGene Expression" for i, g in enumerate(GENES)) + "\n")
+    (folder / "features.tsv").write_text(
+        "\n".join(f"ENSG{i:011d}\t{g}\tGene Expression" for i, g in enumerate(GENES)) + "\n"
+    )
     return folder
 
 
@@ -296,6 +320,7 @@ def tar_with(member_name: str, kind: str = "file"):
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
         return p, {}
+
     return build
 
 
@@ -321,7 +346,9 @@ def zip_junk(t):
 def zip_nested_csv(t):
     inner = t / "inner.zip"
     with zipfile.ZipFile(inner, "w") as zf:
-        zf.writestr("data.csv", pd.DataFrame(counts(6, 4), index=[str(i) for i in range(6)], columns=list("abcd")).to_csv())
+        zf.writestr(
+            "data.csv", pd.DataFrame(counts(6, 4), index=[str(i) for i in range(6)], columns=list("abcd")).to_csv()
+        )
     outer = t / "outer.zip"
     with zipfile.ZipFile(outer, "w") as zf:
         zf.write(inner, "inner.zip")
@@ -350,6 +377,7 @@ def zip_truncated(t):
 def folder_case(**kw):
     def build(t):
         return mtx_folder(t, **kw), {}
+
     return build
 
 
@@ -371,6 +399,7 @@ def with_kwargs(builder, **kw):
     def build(t):
         p, k = builder(t)
         return p, dict(k, **kw)
+
     return build
 
 
@@ -392,7 +421,10 @@ CASES = {
     "csv_multibyte_names": (csv_multibyte, ("ok", lambda a: a.obs_names[0] == "细胞0")),
     "csv_semicolon": (csv_semicolon, ("ok", shape(20, 10))),
     "csv_gz": (csv_gz, ("ok", shape(20, 10))),
-    "csv_orientation_unknowable": (csv_names_say_nothing, ("error", "Cannot tell whether rows or columns are the cells")),
+    "csv_orientation_unknowable": (
+        csv_names_say_nothing,
+        ("error", "Cannot tell whether rows or columns are the cells"),
+    ),
     "csv_orientation_given": (csv_names_say_nothing_oriented, ("ok", shape(8, 30))),
     "csv_duplicate_names": (csv_duplicates, ("ok", lambda a: a.obs_names.is_unique and a.var_names.is_unique)),
     "csv_empty": (text_file(""), ("error", "empty")),
@@ -404,7 +436,10 @@ CASES = {
     "csv_negative": (text_file("cell,CD3E,LYZ\ncell1,1,-3\ncell2,1,1\n"), ("error", "negative")),
     "csv_all_zero": (text_file("cell,CD3E,LYZ\ncell1,0,0\ncell2,0,0\n"), ("error", "every value is zero")),
     "csv_ragged": (text_file("cell,CD3E,LYZ\ncell1,1,2,3,4\ncell2,1\n"), ("error", "could not be parsed|non-numeric")),
-    "csv_decimal_values": (text_file("cell,CD3E,LYZ\ncell1,1.5,2\ncell2,0.25,1\n"), ("ok", lambda a: not a.uns["scdeep_io"]["integer"])),
+    "csv_decimal_values": (
+        text_file("cell,CD3E,LYZ\ncell1,1.5,2\ncell2,0.25,1\n"),
+        ("ok", lambda a: not a.uns["scdeep_io"]["integer"]),
+    ),
     "text_no_separator": (text_file("hello\nworld\n", "x.txt"), ("error", "not like a table")),
     "binary_junk": (text_file(bytes(range(256)) * 8, "x.csv"), ("error", "not a supported format")),
     "nul_bytes": (text_file(b"cell,CD3E\x00\x00\x00\x00\n" * 20, "x.csv"), ("error", "not a supported format")),
@@ -430,7 +465,10 @@ CASES = {
     "zip_over_callers_limit": (zip_declared_over_limit, ("error", "unpacks to .* above the limit")),
     "zip_unsafe_path": (zip_unsafe, ("error", "unsafe path")),
     "tar_parent_path": (tar_with("../../x.csv"), ("error", "unsafe")),
-    "tar_absolute_path_kept_inside": (tar_with("/tmp/scdeep_evil.csv"), ("ok", lambda a: a.shape == (1, 1) and not Path("/tmp/scdeep_evil.csv").exists())),
+    "tar_absolute_path_kept_inside": (
+        tar_with("/tmp/scdeep_evil.csv"),
+        ("ok", lambda a: a.shape == (1, 1) and not Path("/tmp/scdeep_evil.csv").exists()),
+    ),
     "tar_symlink": (tar_with("link", "symlink"), ("error", "unsafe")),
     "tar_over_callers_limit": (tar_over_limit, ("error", "unpacks to .* above the limit")),
     "zip_without_data": (zip_junk, ("error", "holds no 10x")),
@@ -449,7 +487,10 @@ CASES = {
     "limit_zero": (with_kwargs(csv_semicolon, max_bytes=0), ("error", "limit must be positive")),
     "file_over_limit": (with_kwargs(csv_semicolon, max_bytes=100), ("error", "above the limit of 100 bytes")),
     "unknown_format": (with_kwargs(csv_semicolon, fmt="xlsx"), ("error", "Unknown format 'xlsx'")),
-    "unknown_orientation": (with_kwargs(csv_semicolon, orientation="sideways"), ("error", "orientation must be one of")),
+    "unknown_orientation": (
+        with_kwargs(csv_semicolon, orientation="sideways"),
+        ("error", "orientation must be one of"),
+    ),
 }
 
 
@@ -472,8 +513,15 @@ def test_catalogue_is_large_enough():
     assert len(CASES) >= 60
 
 
-BOMBS = ["zip_mtx_declares_huge_dense", "zip_mtx_declares_huge_nnz", "h5ad_declares_huge_X", "loom_declares_huge_matrix",
-         "scdcc_declares_huge_X", "tenx_h5_declares_huge_data", "zip_header_understates"]
+BOMBS = [
+    "zip_mtx_declares_huge_dense",
+    "zip_mtx_declares_huge_nnz",
+    "h5ad_declares_huge_X",
+    "loom_declares_huge_matrix",
+    "scdcc_declares_huge_X",
+    "tenx_h5_declares_huge_data",
+    "zip_header_understates",
+]
 
 
 def test_bombs_stay_small_in_a_fresh_process(tmp_path):
@@ -494,7 +542,9 @@ def test_bombs_stay_small_in_a_fresh_process(tmp_path):
         "out['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(json.dumps(out))\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, json.dumps(paths)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(paths)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert all(out[name] == "refused" for name in BOMBS), out

@@ -3,6 +3,7 @@
 Needs /usr/bin/chromium (``.ci/run`` installs it) and ../shared/data. Screenshots of each
 page go to ``test-artifacts/``.
 """
+
 import os
 import socket
 import subprocess
@@ -13,14 +14,21 @@ from pathlib import Path
 
 import anndata as ad
 import pytest
-
 from conftest import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -34,9 +42,24 @@ def server():
     if not os.path.exists(CHROMIUM):
         pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it with apt)")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -60,7 +83,10 @@ def plot_points(page, index: int = 0) -> int:
 
 
 def debug(page):
-    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(d => [d.data ? d.data.length : -1, d.data && d.data[0] ? JSON.stringify(d.data[0]).slice(0, 300) : ''])")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(d => [d.data ? d.data.length : -1, d.data "
+        "&& d.data[0] ? JSON.stringify(d.data[0]).slice(0, 300) : ''])"
+    )
 
 
 def start_run(page, method: str, pretrain_epochs: int) -> None:
@@ -99,7 +125,9 @@ def test_two_sessions_queue_and_keep_their_own_results(server, tmp_path):
         alice_url = alice.url
         assert "job=" in alice_url
         start_run(bob, "SCDCC", 10)
-        expect(bob.get_by_text("Queued", exact=True)).to_be_visible()  # one run at a time on this machine: bob waits in line
+        expect(
+            bob.get_by_text("Queued", exact=True)
+        ).to_be_visible()  # one run at a time on this machine: bob waits in line
         bob.screenshot(path=ARTIFACTS / "6_second_session_queued.png", full_page=True)
         for page, method in ((alice, "desc"), (bob, "scdcc")):
             expect(page.get_by_text(f"{method}: k=").first).to_be_visible(timeout=300_000)
@@ -107,8 +135,10 @@ def test_two_sessions_queue_and_keep_their_own_results(server, tmp_path):
         intruder.goto(alice_url)
         expect(intruder.get_by_role("heading", name="Train", exact=True)).to_be_visible()
         intruder.wait_for_timeout(3000)
-        assert intruder.get_by_text("desc: k=").count() == 0 and intruder.get_by_text("Load a dataset").count() + \
-            intruder.get_by_text("Data page first").count() >= 1
+        assert (
+            intruder.get_by_text("desc: k=").count() == 0
+            and intruder.get_by_text("Load a dataset").count() + intruder.get_by_text("Data page first").count() >= 1
+        )
         intruder.screenshot(path=ARTIFACTS / "7_foreign_link.png", full_page=True)
         files = {}
         for page, method in ((alice, "desc"), (bob, "scdcc")):
@@ -153,7 +183,10 @@ def test_newcomer_path(server, tmp_path):
 
     data = shared_file("pbmc_10x_4271.h5ad")
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = lambda page, name: page.screenshot(path=ARTIFACTS / f"newcomer_{name}.png", full_page=True)
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=ARTIFACTS / f"newcomer_{name}.png", full_page=True)
+
     expect.set_options(timeout=60_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -192,15 +225,22 @@ def test_newcomer_path(server, tmp_path):
                 shot(page, "4_desc_running")
             page.wait_for_timeout(200)
         expect(summary).to_be_visible()
-        assert any(re.search(r"DESC - pretraining the autoencoder - \d+ s elapsed - about \d+ s left", t) for t in bar_texts), bar_texts
+        assert any(
+            re.search(r"DESC - pretraining the autoencoder - \d+ s elapsed - about \d+ s left", t) for t in bar_texts
+        ), bar_texts
         epochs = re.search(r"(\d+) clustering epochs", summary.inner_text())
         assert epochs and int(epochs.group(1)) >= 3, summary.inner_text()  # the clustering stage ran several updates
         shot(page, "5_desc_done")
         # k was chosen automatically: the stability scan is drawn, and another k re-clusters the same pretrained model.
         expect(page.get_by_text("How k was chosen")).to_be_visible()
-        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                               ".some(d => d.layout && ((d.layout.title || {}).text || '').includes('Choosing k'))", timeout=60_000)
-        page.locator('div[data-testid="stSelectbox"]').filter(has_text="Re-cluster with k =").locator("input").first.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')]"
+            ".some(d => d.layout && ((d.layout.title || {}).text || '').includes('Choosing k'))",
+            timeout=60_000,
+        )
+        page.locator('div[data-testid="stSelectbox"]').filter(has_text="Re-cluster with k =").locator(
+            "input"
+        ).first.click()
         options = page.get_by_role("option")
         expect(options.first).to_be_visible()
         new_k = options.first.inner_text()
@@ -214,9 +254,14 @@ def test_newcomer_path(server, tmp_path):
         page.locator('input[type="file"]').set_input_files(str(data))
         expect(page.get_by_text("4,271").first).to_be_visible(timeout=60_000)
         # QC figures are images (cheap for the browser), loaded and decoded
-        qc = page.get_by_role("img", name="histograms of total counts, genes detected and % mitochondrial counts per cell")
+        qc = page.get_by_role(
+            "img", name="histograms of total counts, genes detected and % mitochondrial counts per cell"
+        )
         expect(qc).to_be_visible()
-        page.wait_for_function("() => [...document.querySelectorAll('img')].some(i => i.alt.startsWith('histograms') && i.complete && i.naturalWidth > 0)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('img')].some(i => i.alt.startsWith('histograms') && i.complete "
+            "&& i.naturalWidth > 0)"
+        )
         shot(page, "6_own_file")
 
         sidebar.get_by_role("link", name="Train").click()
@@ -230,8 +275,11 @@ def test_newcomer_path(server, tmp_path):
         box.press("Enter")
         page.wait_for_timeout(500)
         page.get_by_role("button", name="Start").click()
-        page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot');"
-                               " return d && d._fullData && d._fullData.length > 0 && d._fullData[0].x.length >= 1; }", timeout=120_000)
+        page.wait_for_function(
+            "() => { const d = document.querySelector('.js-plotly-plot');"
+            " return d && d._fullData && d._fullData.length > 0 && d._fullData[0].x.length >= 1; }",
+            timeout=120_000,
+        )
         first = plot_points(page)
         page.wait_for_timeout(4000)
         assert plot_points(page) > first >= 1, debug(page)  # the loss curve grows while training
@@ -259,8 +307,10 @@ def test_newcomer_path(server, tmp_path):
         expect(page.get_by_role("button", name="Download selected cell IDs")).to_be_visible()
         page.get_by_text("confidence (max q)").click()
         page.wait_for_timeout(2000)
-        assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                             ".some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))")
+        assert page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')]"
+            ".some(d => d.data && d.data.some(t => t.marker && t.marker.colorbar))"
+        )
         shot(page, "7b_explore")
 
         def choose(widget, option: str) -> None:
@@ -317,6 +367,8 @@ def test_newcomer_path(server, tmp_path):
     assert len(result.uns["scdcc_annotation_colors"]) == len(names.cat.categories)
     (run_dir / data.name).symlink_to(data)  # the snippet reads the file the user uploaded, by its name
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # scdeep_core as installed, not the checkout
-    out = subprocess.run([sys.executable, str(snippet)], cwd=run_dir, env=env, capture_output=True, text=True, timeout=900, check=False)
+    out = subprocess.run(
+        [sys.executable, str(snippet)], cwd=run_dir, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "same labels as the original run: True" in out.stdout, out.stdout

@@ -1,11 +1,11 @@
 """The command line: runs that train go through a real subprocess, as a user would; the checks
 of bad input and settings call the same ``main`` in-process (each subprocess costs ~6 s of imports)."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import anndata as ad
-import pytest
 
 from scdeep_core import cli
 
@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scdeep_core", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "scdeep_core", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600
+    )
 
 
 def run_here(capsys, *args):
@@ -27,13 +29,37 @@ def run_here(capsys, *args):
 def test_help_lists_every_option():
     out = run("fit", "--help")
     assert out.returncode == 0
-    for opt in ("--method", "--n-clusters", "--resolution", "--label-key", "--out", "--constraints", "--pretrain-epochs", "--seed", "examples:"):
+    for opt in (
+        "--method",
+        "--n-clusters",
+        "--resolution",
+        "--label-key",
+        "--out",
+        "--constraints",
+        "--pretrain-epochs",
+        "--seed",
+        "examples:",
+    ):
         assert opt in out.stdout
 
 
 def test_fit_builtin_writes_outputs_and_summary(tmp_path):
-    out = run("fit", "builtin:pbmc68k_reduced", "--method", "desc", "--n-clusters", "10", "--label-key", "bulk_labels",
-              "--pretrain-epochs", "20", "--no-umap", "--quiet", "--out", str(tmp_path / "run"))
+    out = run(
+        "fit",
+        "builtin:pbmc68k_reduced",
+        "--method",
+        "desc",
+        "--n-clusters",
+        "10",
+        "--label-key",
+        "bulk_labels",
+        "--pretrain-epochs",
+        "20",
+        "--no-umap",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("desc: k=10 ARI=") and "wall=" in line and "result.h5ad" in line
@@ -50,13 +76,27 @@ def test_bad_input_exits_2_with_message(tmp_path, capsys, monkeypatch):
     assert code == 2 and "error:" in err and "non-numeric" in err
     code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--n-clusters", "1", "--out", "k1")
     assert code == 2 and "n_clusters = 1" in err
-    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet", "--out", "nope")
+    code, _, err = run_here(
+        capsys, "fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet", "--out", "nope"
+    )
     assert code == 2 and "not in obs" in err
 
 
 def test_several_resolutions(tmp_path):
-    out = run("fit", "builtin:simulated", "--method", "desc", "--resolution", "0.3,1.0", "--pretrain-epochs", "10",
-              "--no-umap", "--quiet", "--out", str(tmp_path / "r"))
+    out = run(
+        "fit",
+        "builtin:simulated",
+        "--method",
+        "desc",
+        "--resolution",
+        "0.3,1.0",
+        "--pretrain-epochs",
+        "10",
+        "--no-umap",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("desc_r0.3: k=") and lines[1].startswith("desc_r1: k=")
@@ -64,8 +104,24 @@ def test_several_resolutions(tmp_path):
 
 
 def test_auto_k_prints_candidates_and_a_capped_run_warns(tmp_path):
-    out = run("fit", "builtin:simulated", "--method", "desc", "--label-key", "group", "--pretrain-epochs", "30",
-              "--max-cluster-epochs", "2", "--tol", "0", "--no-umap", "--quiet", "--out", str(tmp_path / "auto"))
+    out = run(
+        "fit",
+        "builtin:simulated",
+        "--method",
+        "desc",
+        "--label-key",
+        "group",
+        "--pretrain-epochs",
+        "30",
+        "--max-cluster-epochs",
+        "2",
+        "--tol",
+        "0",
+        "--no-umap",
+        "--quiet",
+        "--out",
+        str(tmp_path / "auto"),
+    )
     assert out.returncode == 0, out.stderr
     assert "choosing k: Leiden on the pretrained embedding" in out.stdout and "<- chosen" in out.stdout
     line = out.stdout.strip().splitlines()[-1]
@@ -93,6 +149,20 @@ def test_out_and_key_are_checked_before_any_work(tmp_path, capsys):
     code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--quiet", "--out", str(used))
     assert code == 2 and "already holds files" in err and "--force" in err
     assert (used / "result.h5ad").read_text() == "earlier result"  # nothing lost
-    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--n-clusters", "4", "--pretrain-epochs", "5",
-                            "--no-umap", "--quiet", "--out", str(used), "--force")
+    code, _, err = run_here(
+        capsys,
+        "fit",
+        "builtin:simulated",
+        "--method",
+        "desc",
+        "--n-clusters",
+        "4",
+        "--pretrain-epochs",
+        "5",
+        "--no-umap",
+        "--quiet",
+        "--out",
+        str(used),
+        "--force",
+    )
     assert code == 0, err

@@ -1,4 +1,5 @@
 """Figure builders: what the browser is asked to draw (plotly for exploring, PNGs for pages that must draw fast)."""
+
 import numpy as np
 import pandas as pd
 
@@ -35,10 +36,17 @@ def test_static_figures_are_pngs_whose_pixels_follow_the_data():
     # a point's colour is its clusters' colours mixed by q: certain points get their cluster's colour
     assert np.allclose(static_figures.blend(np.eye(3)), static_figures.TOY_COLOURS[:3])
     rng = np.random.default_rng(0)
-    qc = pd.DataFrame({"total_counts": rng.poisson(1000, 50_000), "n_genes_by_counts": rng.poisson(300, 50_000),
-                       "pct_counts_mt": rng.random(50_000) * 5})
+    qc = pd.DataFrame(
+        {
+            "total_counts": rng.poisson(1000, 50_000),
+            "n_genes_by_counts": rng.poisson(300, 50_000),
+            "pct_counts_mt": rng.random(50_000) * 5,
+        }
+    )
     plain = static_figures.qc_histograms(qc, show_mito=True)
-    assert static_figures.qc_histograms(qc, show_mito=True, thresholds={"total_counts": 950}) != plain  # the threshold line
+    assert (
+        static_figures.qc_histograms(qc, show_mito=True, thresholds={"total_counts": 950}) != plain
+    )  # the threshold line
     keep = qc["total_counts"].to_numpy() > 1000
     assert static_figures.counts_vs_genes(qc, keep) != static_figures.counts_vs_genes(qc, ~keep)
 

@@ -1,4 +1,5 @@
 """End-to-end behaviour of fit() on small real and simulated data."""
+
 import threading
 
 import numpy as np
@@ -88,7 +89,9 @@ def test_constraints_from_matrix_and_pair_file(small_sim, tmp_path):
     assert len(pc.must_link) > 0 and same.mean() > 0.95
     assert (codes[pc.cannot_link[:, 0]] != codes[pc.cannot_link[:, 1]]).mean() > 0.95
     names = small_sim.obs_names
-    pd.DataFrame({"cell1": names[[0, 1]], "cell2": names[[2, 3]], "type": ["ml", "cl"]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"cell1": names[[0, 1]], "cell2": names[[2, 3]], "type": ["ml", "cl"]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
     pf = cons.read_pair_file(tmp_path / "p.csv", names)
     assert pf.must_link.tolist() == [[0, 2]] and pf.cannot_link.tolist() == [[1, 3]]
     c = sd.ConstraintConfig(source="obsm", obsm_key="protein", n_pairs=200)
@@ -97,7 +100,9 @@ def test_constraints_from_matrix_and_pair_file(small_sim, tmp_path):
 
 
 def test_pair_file_with_unknown_cells(small_sim, tmp_path):
-    pd.DataFrame({"cell1": ["cell0", "ghost"], "cell2": ["cell1", "cell2"], "type": ["ml", "cl"]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"cell1": ["cell0", "ghost"], "cell2": ["cell1", "cell2"], "type": ["ml", "cl"]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
     with pytest.raises(sd.InputError, match="not in the data.*ghost"):
         cons.read_pair_file(tmp_path / "p.csv", small_sim.obs_names)
 
@@ -161,8 +166,10 @@ def test_several_resolutions_share_one_pretrained_autoencoder(small_sim):
     assert sum(e.phase == "pretrain" for e in events) == FAST["pretrain_epochs"]  # pretrained once
     assert res[0.2].n_clusters <= res[1.5].n_clusters
     assert "desc_r0.2_cluster" in small_sim.obs and "desc_r1.5_q" in small_sim.obsm
-    np.testing.assert_array_equal(res[0.2].history[res[0.2].history["phase"] == "pretrain"]["loss_mse"],
-                                  res[1.5].history[res[1.5].history["phase"] == "pretrain"]["loss_mse"])
+    np.testing.assert_array_equal(
+        res[0.2].history[res[0.2].history["phase"] == "pretrain"]["loss_mse"],
+        res[1.5].history[res[1.5].history["phase"] == "pretrain"]["loss_mse"],
+    )
 
 
 def test_umap_layout_keeps_groups_apart_and_is_seeded():

@@ -1,4 +1,5 @@
 """Reading every supported format, and clear errors for bad input."""
+
 import gzip
 import shutil
 import tarfile
@@ -33,8 +34,9 @@ def write_mtx_folder(a, folder, gz=True):
     mtx = folder / "matrix.mtx"
     scipy.io.mmwrite(mtx, sp.csr_matrix(a.layers["counts"]).T.astype(int))
     pd.DataFrame({"b": a.obs_names}).to_csv(folder / "barcodes.tsv", sep="\t", header=False, index=False)
-    pd.DataFrame({"id": [f"ENSG{i:011d}" for i in range(a.n_vars)], "name": a.var_names, "type": "Gene Expression"}).to_csv(
-        folder / "features.tsv", sep="\t", header=False, index=False)
+    pd.DataFrame(
+        {"id": [f"ENSG{i:011d}" for i in range(a.n_vars)], "name": a.var_names, "type": "Gene Expression"}
+    ).to_csv(folder / "features.tsv", sep="\t", header=False, index=False)
     if gz:
         for f in list(folder.iterdir()):
             with open(f, "rb") as src, gzip.open(f"{f}.gz", "wb") as dst:

@@ -1,4 +1,5 @@
 """Background jobs: registry limits, reattaching after a reload, stopping abandoned jobs."""
+
 import time
 
 import pytest
@@ -27,7 +28,10 @@ def test_one_run_per_session_and_a_queue_for_the_machine(small_sim):
     second = reg.submit(TrainingJob(small_sim, "desc", fast, owner="b", umap=False))
     third = reg.submit(TrainingJob(small_sim, "desc", fast, owner="c", umap=False))
     assert second.status == third.status == "queued" and [j.owner for j in reg.queued()] == ["b", "c"]
-    assert (second.queue_position, third.queue_position) == (0, 1) and third.expected_start_s > second.expected_start_s > 0
+    assert (second.queue_position, third.queue_position) == (
+        0,
+        1,
+    ) and third.expected_start_s > second.expected_start_s > 0
     third.stop()  # cancel while it waits
     assert third.status == "cancelled" and reg.queued() == [second]
     assert wait(lambda: len(job.snapshot().history) > 0)
@@ -131,7 +135,9 @@ def _niceness(pid: int) -> int:
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/stat"), reason="needs Linux /proc to read process priorities")
+@pytest.mark.skipif(
+    not __import__("os").path.exists("/proc/self/stat"), reason="needs Linux /proc to read process priorities"
+)
 def test_training_runs_in_its_own_lower_priority_process_and_its_death_is_reported(small_sim):
     """The server's interpreter is not shared with training (pages stay responsive), and a
     training process killed from outside (e.g. out of memory) fails its run cleanly; the

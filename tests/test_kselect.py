@@ -1,4 +1,5 @@
 """Choosing k automatically, re-clustering from a pretrained model, and telling the user about convergence."""
+
 import dataclasses
 
 import numpy as np
@@ -15,7 +16,7 @@ def blobs(n_groups: int, per_group: int = 120, dims: int = 8, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 6, size=(n_groups, dims))
     sizes = rng.integers(per_group // 2, per_group * 2, size=n_groups)
-    z = np.vstack([rng.normal(c, 1.0, size=(s, dims)) for c, s in zip(centres, sizes)])
+    z = np.vstack([rng.normal(c, 1.0, size=(s, dims)) for c, s in zip(centres, sizes, strict=True)])
     return z, np.repeat(np.arange(n_groups), sizes)
 
 
@@ -48,8 +49,14 @@ def test_one_gaussian_group_cut_in_two_is_merged_back():
 def test_pick_resolution_takes_finest_reproducible_row():
     import pandas as pd
 
-    table = pd.DataFrame({"resolution": [0.1, 0.5, 1.0, 2.0], "n_clusters": [2, 4, 9, 20],
-                          "stability": [1.0, 0.95, 0.7, 0.5], "stable_cells": [1.0, 0.93, 0.6, 0.3]})
+    table = pd.DataFrame(
+        {
+            "resolution": [0.1, 0.5, 1.0, 2.0],
+            "n_clusters": [2, 4, 9, 20],
+            "stability": [1.0, 0.95, 0.7, 0.5],
+            "stable_cells": [1.0, 0.93, 0.6, 0.3],
+        }
+    )
     chosen, rule = kselect.pick_resolution(table)
     assert chosen == 1 and "stable clusters" in rule
     chosen, rule = kselect.pick_resolution(table.assign(stable_cells=0.1))
@@ -65,7 +72,9 @@ def test_auto_k_recovers_simulated_groups_and_is_kept_with_the_result(tmp_path):
     assert "k_selection" in adata.uns["desc"] and res.summary().startswith("desc: k=5 (automatic)")
     sd.save_run(adata, res, tmp_path / "run")
     _, loaded = sd.load_run(tmp_path / "run")
-    assert loaded.k_selection.n_clusters == 5 and list(loaded.k_selection.table["n_clusters"]) == list(res.k_selection.table["n_clusters"])
+    assert loaded.k_selection.n_clusters == 5 and list(loaded.k_selection.table["n_clusters"]) == list(
+        res.k_selection.table["n_clusters"]
+    )
 
 
 def test_default_config_chooses_k():

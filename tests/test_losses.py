@@ -1,4 +1,5 @@
 """Gold-value tests of the clustering math."""
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +34,9 @@ def test_target_distribution_matches_hand_computation():
 def test_kl_equals_definition_and_is_zero_for_equal_inputs():
     p = torch.tensor([[0.7, 0.3], [0.1, 0.9]])
     q = torch.tensor([[0.5, 0.5], [0.2, 0.8]])
-    expected = np.mean([(0.7 * np.log(0.7 / 0.5) + 0.3 * np.log(0.3 / 0.5)), (0.1 * np.log(0.1 / 0.2) + 0.9 * np.log(0.9 / 0.8))])
+    expected = np.mean(
+        [(0.7 * np.log(0.7 / 0.5) + 0.3 * np.log(0.3 / 0.5)), (0.1 * np.log(0.1 / 0.2) + 0.9 * np.log(0.9 / 0.8))]
+    )
     assert float(losses.kl_clustering(p, q)) == pytest.approx(expected, rel=1e-6)
     assert float(losses.kl_clustering(q, q)) == pytest.approx(0.0, abs=1e-7)
 

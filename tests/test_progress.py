@@ -1,4 +1,5 @@
 """Honest progress: time left from measured epoch times, every phase, a bar that follows time."""
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -77,8 +78,15 @@ def test_words_for_the_bar():
 
 def test_a_real_fit_reports_every_phase_and_an_honest_estimate(small_sim):
     events = []
-    cfg = DESCConfig(n_clusters=3, pretrain_epochs=15, pretrain_patience=0, max_cluster_epochs=30, hidden_dims=(32,),
-                     latent_dim=8, seed=0)
+    cfg = DESCConfig(
+        n_clusters=3,
+        pretrain_epochs=15,
+        pretrain_patience=0,
+        max_cluster_epochs=30,
+        hidden_dims=(32,),
+        latent_dim=8,
+        seed=0,
+    )
     fit(small_sim, cfg, callbacks=[lambda e: events.append((e.phase, e.elapsed, e.eta, e.eta_max, e.progress))])
     phases = [p for p, *_ in events]
     assert phases[0] == "prepare" and events[0][2] is None  # the data is prepared before anything is timed

@@ -1,5 +1,6 @@
 """The downloaded snippet reruns a run on a clean directory outside the checkout and gets the
 same labels (issue: it used to contain JSON `null`, read a placeholder path and need the checkout)."""
+
 import os
 import subprocess
 import sys
@@ -20,7 +21,9 @@ def test_snippet_runs_outside_the_checkout_and_gets_the_same_labels(tmp_path):
     script = tmp_path / "reproduce.py"
     script.write_text(snippet)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # scdeep_core as installed, not the checkout
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "same labels as the original run: True" in out.stdout, out.stdout
     # the fingerprint tells different labellings apart

@@ -1,4 +1,5 @@
 """The standard-pipeline yardstick: scanpy's usual path on real cells, and how two clusterings relate."""
+
 import numpy as np
 import pandas as pd
 
@@ -23,7 +24,9 @@ def test_compare_names_splits_and_merges_and_flags_the_cells():
     result = compare(pd.Series(a), pd.Series(b))
     assert result.splits == {"x": ["A", "B"]}
     assert result.merges == {"C": ["y", "z"]}
-    assert result.agree[0] and result.agree[1:200].all()  # C lies as much in y as in z: its z cells are "placed differently"
+    assert (
+        result.agree[0] and result.agree[1:200].all()
+    )  # C lies as much in y as in z: its z cells are "placed differently"
     assert (~result.agree).sum() == 100
     assert 0 < result.ari < 1
     assert any("divided" in s for s in result.sentences()) and any("spans" in s for s in result.sentences())

@@ -1,4 +1,7 @@
 """The Learn page's toy math: q, p, the analytic gradient against autograd, loss falling."""
+
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -53,7 +56,7 @@ def test_loss_falls_over_steps(toy):
         z, mu, loss = teaching.kl_step(z, mu, alpha=1.0, lr=5.0)
         history.append(loss)
     assert history[-1] < history[0]
-    assert sum(b < a for a, b in zip(history, history[1:])) >= 15
+    assert sum(b < a for a, b in pairwise(history)) >= 15
 
 
 def test_count_distributions():

@@ -1,4 +1,5 @@
 """Session state, the job registry and the sidebar shared by every page (UI glue only)."""
+
 from __future__ import annotations
 
 import uuid
@@ -101,16 +102,39 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
     ss = st.session_state
     job = current_job()
     if job is not None and job.active:
-        raise DatasetBusyError(f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading other data.")
+        raise DatasetBusyError(
+            f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading "
+            "other data."
+        )
     registry().forget_ended(session_owner().id)  # their results belong to the data being replaced
     ss.adata, ss.dataset_name, ss.runs = adata, name, {}
     ss.dataset_recipe = recipe or f"adata = sd.io.read_counts({name!r})"
-    label_like = [c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")]
+    label_like = [
+        c for c in adata.obs.columns if c in ("label", "labels", "cell_type", "celltype", "bulk_labels", "group")
+    ]
     ss.label_key = label_like[0] if label_like else None
     # Views derived from the old data go with it (QC, cached figures, the Learn page's gene).
-    derived = ["qc", "figure_cache", "f_counts", "f_genes", "f_mt", "_h5ad_download", "annotation_edits", "colour_by", "standard_labels",
-               "learn_genes_of", "learn_genes", "learn_gene", "learn_mean", "learn_theta", "learn_pi", "learn_run"]
-    derived += [key for key in ss if str(key).startswith("markers_")]  # per run key: "desc" again on new data is another run
+    derived = [
+        "qc",
+        "figure_cache",
+        "f_counts",
+        "f_genes",
+        "f_mt",
+        "_h5ad_download",
+        "annotation_edits",
+        "colour_by",
+        "standard_labels",
+        "learn_genes_of",
+        "learn_genes",
+        "learn_gene",
+        "learn_mean",
+        "learn_theta",
+        "learn_pi",
+        "learn_run",
+    ]
+    derived += [
+        key for key in ss if str(key).startswith("markers_")
+    ]  # per run key: "desc" again on new data is another run
     for key in derived:
         ss.pop(key, None)
 
@@ -155,9 +179,15 @@ def k_selection_panel(result, where: str) -> None:
     from scdeep_core.config import CONFIG_CLASSES
 
     sel = k_selection_of(result)
-    st.plotly_chart(figures.k_selection_chart(sel.table, sel.n_clusters, sel.chosen), width="stretch", key=f"ksel_chart_{where}_{result.key}")
-    st.caption(sel.summary() + " A clustering is *reproducible* when re-running it on random 80 % subsets of the cells "
-               "gives the same groups (stability near 1).")
+    st.plotly_chart(
+        figures.k_selection_chart(sel.table, sel.n_clusters, sel.chosen),
+        width="stretch",
+        key=f"ksel_chart_{where}_{result.key}",
+    )
+    st.caption(
+        sel.summary() + " A clustering is *reproducible* when re-running it on random 80 % subsets of the cells "
+        "gives the same groups (stability near 1)."
+    )
     if result.k_selection is None:
         st.caption(f"Run **{result.key}** re-clustered this pretrained model with k = {result.n_clusters}.")
     if result.pretrained is None:
@@ -165,26 +195,44 @@ def k_selection_panel(result, where: str) -> None:
         return
     options = sorted(set(int(k) for k in sel.table["n_clusters"] if k >= 2) | {result.n_clusters})
     c1, c2 = st.columns([1, 2])
-    k = c1.selectbox("Re-cluster with k =", options, index=options.index(result.n_clusters), key=f"recluster_k_{where}_{result.key}",
-                     help="Runs only the clustering stage, from the same pretrained autoencoder: seconds, not minutes.")
+    k = c1.selectbox(
+        "Re-cluster with k =",
+        options,
+        index=options.index(result.n_clusters),
+        key=f"recluster_k_{where}_{result.key}",
+        help="Runs only the clustering stage, from the same pretrained autoencoder: seconds, not minutes.",
+    )
     ss = st.session_state
 
     def go() -> None:
         ss.train_error = None
         cfg = dataclasses.replace(CONFIG_CLASSES[result.method].from_dict(result.config), n_clusters=int(k))
         try:
-            submit(TrainingJob(ss.adata, result.method, cfg, label_key=ss.label_key, key=next_key(result.method),
-                               owner=session_owner().id, pretrained=result.pretrained))
+            submit(
+                TrainingJob(
+                    ss.adata,
+                    result.method,
+                    cfg,
+                    label_key=ss.label_key,
+                    key=next_key(result.method),
+                    owner=session_owner().id,
+                    pretrained=result.pretrained,
+                )
+            )
         except (BusyError, ValueError) as exc:
             ss.train_error = str(exc)
 
-    c2.button(f"Re-cluster with k = {k}", on_click=go, key=f"recluster_go_{where}_{result.key}", icon=":material/replay:")
+    c2.button(
+        f"Re-cluster with k = {k}", on_click=go, key=f"recluster_go_{where}_{result.key}", icon=":material/replay:"
+    )
     if where != "train":
         if ss.get("train_error"):
             st.error(ss.train_error)
         job = current_job()
         if job is not None and job.active and job.pretrained is result.pretrained:
-            st.info(f"Re-clustering with k = {job.config.n_clusters} as run **{job.key}**: follow it on the Train page.")
+            st.info(
+                f"Re-clustering with k = {job.config.n_clusters} as run **{job.key}**: follow it on the Train page."
+            )
             st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
@@ -201,7 +249,9 @@ def harvest(job: TrainingJob) -> bool:
     ss = st.session_state
     if job.active or job.job_id in ss.harvested or ss.adata is None:
         return False
-    same_cells = job.adata is not None and ss.adata.n_obs == job.adata.n_obs and ss.adata.obs_names.equals(job.adata.obs_names)
+    same_cells = (
+        job.adata is not None and ss.adata.n_obs == job.adata.n_obs and ss.adata.obs_names.equals(job.adata.obs_names)
+    )
     if job.result is not None and same_cells:
         write_to_adata(ss.adata, job.result)
         umap_key = f"X_{job.key}_umap"
@@ -243,7 +293,9 @@ def job_status() -> None:
     else:
         view = job.snapshot()
         where = f"#{view.queue_position + 1} in the queue" if view.status == "queued" else view.phase
-        st.markdown(f"**{view.method.upper()}**: {view.status}" + (f" ({where})" if where and where != view.status else ""))
+        st.markdown(
+            f"**{view.method.upper()}**: {view.status}" + (f" ({where})" if where and where != view.status else "")
+        )
         if view.status == "running":
             st.progress(view.progress)
         elif harvest(job):

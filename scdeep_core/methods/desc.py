@@ -1,4 +1,5 @@
 """DESC: MSE autoencoder (tanh bottleneck, dropout), then KL(P||Q) on the encoder alone."""
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,12 @@ class DESCHooks(MethodHooks):
 
     def build_model(self, n_genes: int) -> ClusteringAutoencoder:
         return ClusteringAutoencoder(
-            n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="mse", latent_activation="tanh", dropout=self.cfg.dropout
+            n_genes,
+            self.cfg.hidden_dims,
+            self.cfg.latent_dim,
+            output="mse",
+            latent_activation="tanh",
+            dropout=self.cfg.dropout,
         )
 
     def pretrain_losses(self, model: ClusteringAutoencoder, batch: Batch) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
 """scDCC: ZINB autoencoder with input noise, then gamma * KL + ZINB, plus pairwise constraints."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ class SCDCCHooks(MethodHooks):
     name = "scdcc"
     uses_counts = True
 
-    def __init__(self, cfg: SCDCCConfig, data: PreparedData, pairs: PairConstraints | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, cfg: SCDCCConfig, data: PreparedData, pairs: PairConstraints | None = None, seed: int = 0
+    ) -> None:
         self.cfg = cfg
         self.data = data
         self.pairs = pairs
@@ -33,7 +36,9 @@ class SCDCCHooks(MethodHooks):
         self.noise_gen.manual_seed(seed)
 
     def build_model(self, n_genes: int) -> ClusteringAutoencoder:
-        return ClusteringAutoencoder(n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="zinb", latent_activation="linear")
+        return ClusteringAutoencoder(
+            n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="zinb", latent_activation="linear"
+        )
 
     def _noisy(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.noise_sigma <= 0:
@@ -60,7 +65,9 @@ class SCDCCHooks(MethodHooks):
         total = self.cfg.gamma * kl + zinb
         return {"total": total, "kl": kl.detach(), "zinb": zinb.detach()}
 
-    def extra_cluster_steps(self, model: ClusteringAutoencoder, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, float]:
+    def extra_cluster_steps(
+        self, model: ClusteringAutoencoder, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+    ) -> dict[str, float]:
         """One pass over the must-link, then the cannot-link pairs (as in the reference)."""
         if self.pairs is None or self.pairs.n_pairs == 0:
             return {}
