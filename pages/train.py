@@ -19,7 +19,8 @@ from pages.common import (
     submit,
 )
 from scdeep_core import figures, progress
-from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig
+from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig, Setting, settings
+from scdeep_core.device import resolve_device
 from scdeep_core.jobs import BusyError, TrainingJob
 
 require_app()
@@ -40,40 +41,31 @@ st.markdown(DESCRIPTIONS[method])
 cls = CONFIG_CLASSES[method]
 defaults = cls()
 fields = {f.name: f for f in dataclasses.fields(cls)}
+# The form is made from the config's fields (scdeep_core.config.settings): a field is described once.
+# These have widgets of their own on this page:
+SET_ELSEWHERE = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints"}
+FORM = [s for s in settings([cls]) if s.name not in SET_ELSEWHERE]
 
 
-# Plain words first; the config's own name (used by the API, the CLI and the saved config) in brackets.
-LABELS = {
-    "latent_dim": "embedding size",
-    "max_cluster_epochs": "most clustering epochs",
-    "lr": "learning rate, pretraining",
-    "cluster_lr": "learning rate, clustering",
-    "batch_size": "cells per batch",
-    "alpha": "Student's t degrees of freedom",
-    "tol": "stop when this share of cells changes cluster",
-    "update_interval": "epochs between target updates",
-    "seed": "random seed",
-    "n_top_genes": "genes used (most variable)",
-    "gamma": "weight of the clustering loss",
-    "noise_sigma": "noise added to the input",
-    "dropout": "dropout",
-}
-
-
-def number(name: str, col, **kw):
-    f, value = fields[name], getattr(defaults, name)
-    if "max_value" in kw:
-        value = min(value, kw["max_value"])
-    step = kw.pop("step", None) or (1 if isinstance(value, int) else None)
-    fmt = "%g" if isinstance(value, float) else None
-    return col.number_input(
-        f"{LABELS.get(name, name)} ({name})",
+def setting_widget(setting: Setting, col) -> None:
+    """The input of one setting; plain words first, the config's own name (API, CLI, saved config) in brackets."""
+    label, key, value = f"{setting.label} ({setting.name})", f"hp_{method}_{setting.name}", setting.defaults[method]
+    if setting.kind is str:
+        col.text_input(label, value, help=setting.help, key=key)
+        return
+    lo, hi = setting.bounds or (None, None)
+    if setting.name == "n_top_genes":  # not 2000 on a 765-gene set
+        hi, value = max(10, int(ss.adata.n_vars)), min(value, max(10, int(ss.adata.n_vars)))
+    cast = setting.kind
+    col.number_input(
+        label,
+        min_value=None if lo is None else cast(lo),
+        max_value=None if hi is None else cast(hi),
         value=value,
-        step=step,
-        format=fmt,
-        help=f.metadata["help"],
-        key=f"hp_{method}_{name}",
-        **kw,
+        step=1 if cast is int else None,
+        format="%g" if cast is float else None,
+        help=setting.help,
+        key=key,
     )
 
 
@@ -110,13 +102,12 @@ else:
 with st.expander("Hyperparameters", expanded=False):
     c1, c2, c3 = st.columns(3)
     c1.text_input(
-        "hidden layers",
+        "hidden layers (hidden_dims)",
         ",".join(map(str, defaults.hidden_dims)),
         help=fields["hidden_dims"].metadata["help"],
         key=f"hp_{method}_hidden",
     )
-    number("latent_dim", c2)
-    pre = c3.number_input(
+    c2.number_input(
         "pretrain epochs (0 = auto)",
         0,
         100000,
@@ -124,20 +115,13 @@ with st.expander("Hyperparameters", expanded=False):
         help=fields["pretrain_epochs"].metadata["help"],
         key=f"hp_{method}_pre",
     )
-    number("max_cluster_epochs", c1)
-    number("lr", c2)
-    number("cluster_lr", c3)
-    number("batch_size", c1)
-    number("alpha", c2)
-    number("tol", c3)
-    number("update_interval", c1)
-    number("seed", c2)
-    number("n_top_genes", c3, min_value=10, max_value=max(10, int(ss.adata.n_vars)))  # not 2000 on a 765-gene set
-    if method == "scdcc":
-        number("gamma", c1)
-        number("noise_sigma", c2)
-    else:
-        number("dropout", c1)
+    for i, setting in enumerate([s for s in FORM if not s.advanced]):
+        setting_widget(setting, (c3, c1, c2)[i % 3])
+with st.expander("Advanced settings", expanded=False):
+    st.caption("Rarely changed: how pretraining stops, the kNN graph, input clipping, where the run trains.")
+    c1, c2, c3 = st.columns(3)
+    for i, setting in enumerate([s for s in FORM if s.advanced]):
+        setting_widget(setting, (c1, c2, c3)[i % 3])
 
 constraint_source = "none"
 if method == "scdcc":
@@ -169,22 +153,7 @@ if method == "scdcc":
 
 
 def build_config():
-    g = lambda name: ss.get(f"hp_{method}_{name}", getattr(defaults, name))  # noqa: E731
-    values = {
-        n: g(n)
-        for n in (
-            "latent_dim",
-            "max_cluster_epochs",
-            "lr",
-            "cluster_lr",
-            "batch_size",
-            "alpha",
-            "tol",
-            "update_interval",
-            "seed",
-            "n_top_genes",
-        )
-    }
+    values = {s.name: ss.get(f"hp_{method}_{s.name}", s.defaults[method]) for s in FORM}
     values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
     values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
     mode = ss.get("k_mode", "auto")
@@ -195,7 +164,6 @@ def build_config():
     else:
         values.update(n_clusters="auto")
     if method == "scdcc":
-        values.update(gamma=g("gamma"), noise_sigma=g("noise_sigma"))
         src = ss.get("c_source", "none")
         c = dict(source=src, ml_weight=ss.get("c_ml", 1.0), cl_weight=ss.get("c_cl", 1.0))
         if src == "labels":
@@ -212,9 +180,9 @@ def build_config():
         elif src == "obsm":
             c.update(obsm_key=ss.c_obsm, n_pairs=int(ss.c_pairs))
         values["constraints"] = ConstraintConfig(**c)
-    else:
-        values["dropout"] = g("dropout")
-    return cls(**values)
+    config = cls(**values)
+    resolve_device(config.device)  # a GPU asked for where there is none: say so now, not from the queue
+    return config
 
 
 def start() -> None:

@@ -18,6 +18,7 @@ from sklearn.cluster import KMeans
 
 from . import constraints as cons
 from .config import BaseConfig, ConfigError, DESCConfig, SCDCCConfig, config_for
+from .device import model_device, resolve_device, to_device, to_numpy
 from .errors import InputError
 from .events import Callback, StopToken, TrainingEvent
 from .graph import leiden_on_embedding
@@ -176,6 +177,7 @@ def pretrain(
     """
     t_start = time.perf_counter()
     cfg = resolve_config(config)
+    device = resolve_device(cfg.device)  # before any work: a missing GPU is an error, not a silent CPU run
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)
@@ -198,8 +200,8 @@ def pretrain(
     n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
-        hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, seed=cfg.seed)
-        model = hooks.build_model(data.n_genes)
+        hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, cfg.seed, device)
+        model = hooks.build_model(data.n_genes).to(device)  # initialised on the CPU: the same weights on any device
     monitor.truth, monitor.eval_mask = truth, eval_mask
     monitor.set_plan(_run_plan(cfg, data.n_cells, n_pretrain, _stages))
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
@@ -291,7 +293,7 @@ def recluster(
     model = deepcopy(pretrained.model)
     z = pretrained.z
     init_labels, selection = _initialise(pretrained, cfg, monitor)
-    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))
+    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
     msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
@@ -338,7 +340,7 @@ def recluster(
             notes.append(not_converged_note(delta, cfg.tol, cluster_epochs))
     else:
         with torch.no_grad():
-            q = model.soft_assign(torch.from_numpy(z), cfg.alpha).numpy()
+            q = to_numpy(model.soft_assign(to_device(z, model_device(model)), cfg.alpha))
         labels, converged, cluster_epochs = q.argmax(axis=1), False, 0
     t_end = time.perf_counter()
     final_scores = monitor.score(labels) if pretrained.truth is not None else {}
@@ -349,7 +351,7 @@ def recluster(
         labels=labels,
         q=q,
         embedding=z,
-        centroids=model.centroids.detach().numpy().copy(),
+        centroids=to_numpy(model.centroids).copy(),
         cell_mask=pretrained.data.cell_mask,
         history=pd.DataFrame(monitor.history),
         stage=stage,
@@ -370,6 +372,7 @@ def recluster(
         k_selection=selection,
         init_scores=scores,
     )
+    result.versions["device"] = str(model_device(model))  # where it trained: part of what reproduces it
     if copy:
         adata = adata.copy()
         result.adata = adata

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 import time
 from pathlib import Path
 
-from .config import CONFIG_CLASSES, ConfigError, ConstraintConfig
+from .config import CONFIG_CLASSES, ConfigError, ConstraintConfig, Setting, settings
 from .errors import InputError
+
+METHOD_NAMES = {"desc": "DESC", "scdcc": "scDCC"}
+# Config fields with options of their own above (k, resolution) or a group of their own (constraints).
+SET_ELSEWHERE = {"n_clusters", "resolution", "constraints"}
+# Constraint fields whose option names differ from the field (clearer, and no clash with --label-key).
+CONSTRAINT_OPTIONS = {"source": "--constraints", "label_key": "--constraint-label-key", "pairs_path": "--pairs"}
 
 EPILOG = """examples:
   python -m scdeep_core fit counts.h5ad --method scdcc --n-clusters 8 --label-key cell_type
@@ -78,49 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
     fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding (saves ~10-30 s).")
     fit.add_argument("--quiet", action="store_true", help="No progress bar.")
-    hp = fit.add_argument_group("hyperparameters (defaults depend on the method)")
-    for name in (
-        "seed",
-        "latent_dim",
-        "pretrain_epochs",
-        "max_cluster_epochs",
-        "batch_size",
-        "lr",
-        "cluster_lr",
-        "alpha",
-        "tol",
-        "update_interval",
-        "n_top_genes",
-        "n_neighbors",
-        "noise_sigma",
-        "gamma",
-        "dropout",
-    ):
-        typ = float if name in ("lr", "cluster_lr", "alpha", "tol", "noise_sigma", "gamma", "dropout") else int
-        hp.add_argument(f"--{name.replace('_', '-')}", type=typ, help=_help(name))
-    hp.add_argument(
-        "--hidden-dims",
-        type=lambda s: tuple(int(v) for v in s.split(",")),
-        help="Encoder hidden widths, comma separated, e.g. 256,64.",
-    )
+    hp = fit.add_argument_group("hyperparameters (from the method's config; defaults depend on the method)")
+    for setting in settings():
+        if setting.name not in SET_ELSEWHERE:
+            _add_setting(hp, setting, f"--{setting.name.replace('_', '-')}")
     c = fit.add_argument_group("scDCC pairwise constraints")
-    c.add_argument(
-        "--constraints",
-        choices=["none", "labels", "pairs", "obsm"],
-        default="none",
-        help="Source of must-link / cannot-link pairs.",
-    )
-    c.add_argument("--constraint-label-key", help="obs column whose labels give pairs (--constraints labels).")
-    c.add_argument(
-        "--fraction", type=float, default=0.1, help="Fraction of cells whose labels are revealed (default 0.1)."
-    )
-    c.add_argument("--n-pairs", type=int, default=2000, help="Number of pairs to draw (default 2000).")
-    c.add_argument(
-        "--pairs", dest="pairs_path", help="CSV with columns cell1, cell2, type (ml/cl) (--constraints pairs)."
-    )
-    c.add_argument("--obsm-key", help="obsm matrix such as protein levels (--constraints obsm).")
-    c.add_argument("--ml-weight", type=float, default=1.0, help="Weight of the must-link loss.")
-    c.add_argument("--cl-weight", type=float, default=1.0, help="Weight of the cannot-link loss.")
+    for setting in settings([ConstraintConfig]):
+        _add_setting(c, setting, CONSTRAINT_OPTIONS.get(setting.name, f"--{setting.name.replace('_', '-')}"))
     return parser
 
 
@@ -133,39 +102,69 @@ def _k_arg(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a whole number of clusters or 'auto', got {value!r}") from None
 
 
-def _help(name: str) -> str:
-    for cls in CONFIG_CLASSES.values():
-        for f in dataclasses.fields(cls):
-            if f.name == name:
-                return f.metadata.get("help", "")
-    return ""
+def _add_setting(group, setting: Setting, option: str) -> None:
+    """One option made from a config field: its type, help, choices and each method's default."""
+    where = ""
+    if len(setting.defaults) == 1:
+        method, default = next(iter(setting.defaults.items()))
+        if method in CONFIG_CLASSES:  # a method's own setting (constraint settings are scDCC's by their group)
+            where = f" {METHOD_NAMES[method]} only."
+        shown = _shown(default)
+    else:
+        values = {_shown(v) for v in setting.defaults.values()}
+        shown = (
+            values.pop() if len(values) == 1 else ", ".join(f"{_shown(v)} ({m})" for m, v in setting.defaults.items())
+        )
+    types = {int: int, float: float, str: str, tuple: _int_list}
+    group.add_argument(
+        option,
+        dest=f"cfg_{setting.name}",
+        type=types[setting.kind],
+        choices=setting.choices,
+        metavar=None if setting.choices else setting.name.upper(),
+        help=f"{setting.help}{where} Default: {shown}.".replace("%", "%%"),  # argparse formats help with %
+    )
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "not set" if value is None else str(value)
+
+
+def _int_list(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, e.g. 256,64, got {value!r}"
+        ) from None
 
 
 def _config_from_args(args: argparse.Namespace):
+    """The config the options describe; a setting the chosen method does not have is an error, not ignored."""
     cls = CONFIG_CLASSES[args.method]
-    names = {f.name for f in dataclasses.fields(cls)}
-    overrides = {
-        n: getattr(args, n)
-        for n in names
-        if getattr(args, n, None) is not None and n not in ("constraints", "resolution")
+    given = {
+        s.name: getattr(args, f"cfg_{s.name}") for s in settings() if getattr(args, f"cfg_{s.name}", None) is not None
     }
+    foreign = sorted(set(given) - set(cls.__dataclass_fields__))
+    if foreign:
+        options = ", ".join(f"--{n.replace('_', '-')}" for n in foreign)
+        raise ConfigError(
+            f"{options}: not a setting of {METHOD_NAMES[args.method]} (--method {args.method}); "
+            "drop it or change --method."
+        )
+    overrides = dict(given)
     if args.resolution:
         overrides["resolution"] = args.resolution[0]
         overrides["n_clusters"] = None
     else:
         overrides["n_clusters"] = args.n_clusters
+    constraint = {s.name: getattr(args, f"cfg_{s.name}") for s in settings([ConstraintConfig])}
+    constraint = {k: v for k, v in constraint.items() if v is not None}
     if args.method == "scdcc":
-        overrides["constraints"] = ConstraintConfig(
-            source=args.constraints,
-            label_key=args.constraint_label_key,
-            fraction=args.fraction,
-            n_pairs=args.n_pairs,
-            pairs_path=args.pairs_path,
-            obsm_key=args.obsm_key,
-            ml_weight=args.ml_weight,
-            cl_weight=args.cl_weight,
-        )
-    elif args.constraints != "none":
+        overrides["constraints"] = ConstraintConfig(**constraint)
+    elif constraint and constraint != {"source": "none"}:
         raise ConfigError("Pairwise constraints are an scDCC feature: use --method scdcc.")
     return cls(**overrides)
 

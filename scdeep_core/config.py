@@ -7,6 +7,10 @@ in its metadata, and ``bounds`` where the value has a range.
 from __future__ import annotations
 
 import dataclasses
+import re
+import types
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,8 +21,19 @@ class ConfigError(ValueError):
     """A hyperparameter is out of range; the message says which and what is allowed."""
 
 
-def _f(default: Any, help: str, bounds: tuple[float | None, float | None] | None = None, **kw: Any) -> Any:
-    metadata = {"help": help, "bounds": bounds}
+def _f(
+    default: Any,
+    help: str,
+    bounds: tuple[float | None, float | None] | None = None,
+    *,
+    label: str | None = None,
+    advanced: bool = False,
+    choices: tuple[str, ...] | None = None,
+    **kw: Any,
+) -> Any:
+    """A config field with what the interfaces show: ``help``, ``bounds`` (inclusive), a plain-words
+    ``label`` for the form, ``advanced`` (shown under "Advanced settings") and ``choices``."""
+    metadata = {"help": help, "bounds": bounds, "label": label, "advanced": advanced, "choices": choices}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=metadata, **kw)
     return field(default=default, metadata=metadata, **kw)
@@ -35,7 +50,9 @@ class ConstraintConfig:
     ``ml_percentile``-th distance percentile must link, farther than ``cl_percentile`` cannot).
     """
 
-    source: str = _f("none", "Constraint source: none, labels, pairs or obsm.")
+    source: str = _f(
+        "none", "Constraint source: none, labels, pairs or obsm.", choices=("none", "labels", "pairs", "obsm")
+    )
     label_key: str | None = _f(None, "obs column whose known labels give constraints (source=labels).")
     fraction: float = _f(0.1, "Fraction of cells whose labels are revealed (source=labels).", (0.0, 1.0))
     n_pairs: int = _f(2000, "Number of random pairs to draw (labels / obsm).", (1, None))
@@ -50,7 +67,7 @@ class ConstraintConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` if a value is out of range."""
         _check_bounds(self)
-        sources = ("none", "labels", "pairs", "obsm")
+        sources = _metadata(ConstraintConfig, "source")["choices"]
         if self.source not in sources:
             raise ConfigError(f"constraints.source must be one of {sources}, got {self.source!r}.")
         if self.source == "labels" and not self.label_key:
@@ -76,35 +93,88 @@ class BaseConfig:
     resolution: float = _f(
         1.0, "Leiden resolution used when n_clusters is None: higher gives more clusters.", (0.01, 10.0)
     )
-    n_neighbors: int = _f(15, "Neighbours in the kNN graph used by Leiden.", (2, 200))
-    n_top_genes: int = _f(2000, "Highly variable genes kept as input (all genes if fewer).", (10, None))
-    scale_max_value: float = _f(10.0, "Clip scaled values at +/- this many standard deviations.", (1.0, None))
+    n_neighbors: int = _f(
+        15, "Neighbours in the kNN graph used by Leiden.", (2, 200), label="neighbours in the kNN graph", advanced=True
+    )
+    n_top_genes: int = _f(
+        2000,
+        "Highly variable genes kept as input (all genes if fewer).",
+        (10, None),
+        label="genes used (most variable)",
+    )
+    scale_max_value: float = _f(
+        10.0,
+        "Clip scaled values at +/- this many standard deviations.",
+        (1.0, None),
+        label="clip scaled values at (SDs)",
+        advanced=True,
+    )
     hidden_dims: tuple[int, ...] = _f((256, 64), "Encoder hidden layer widths (decoder mirrors them).")
-    latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024))
+    latent_dim: int = _f(32, "Size of the embedding z.", (2, 1024), label="embedding size")
     pretrain_epochs: int | None = _f(
-        None, "Maximum pretraining epochs; empty = auto (about 1,000 minibatch steps, 10-300 epochs).", (0, 100000)
+        None,
+        "Maximum pretraining epochs; not set (None) = auto: about 1,000 minibatch steps, 10-300 epochs.",
+        (0, 100000),
     )
     pretrain_patience: int = _f(
-        10, "Stop pretraining after this many epochs without improvement (0: never).", (0, None)
+        10,
+        "Stop pretraining after this many epochs without improvement (0: never).",
+        (0, None),
+        label="pretraining patience (epochs)",
+        advanced=True,
     )
     pretrain_min_delta: float = _f(
-        1e-3, "Relative loss improvement that counts as progress in pretraining.", (0.0, 1.0)
+        1e-3,
+        "Relative loss improvement that counts as progress in pretraining.",
+        (0.0, 1.0),
+        label="pretraining: least relative improvement",
+        advanced=True,
     )
-    lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0))
-    cluster_lr: float = _f(1e-4, "Learning rate of the clustering stage.", (1e-7, 10.0))
-    max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
+    lr: float = _f(1e-3, "Learning rate of pretraining (Adam).", (1e-7, 10.0), label="learning rate, pretraining")
+    cluster_lr: float = _f(
+        1e-4, "Learning rate of the clustering stage.", (1e-7, 10.0), label="learning rate, clustering"
+    )
+    max_cluster_epochs: int = _f(
+        100, "Maximum epochs of the clustering stage.", (0, 100000), label="most clustering epochs"
+    )
     min_cluster_epochs: int = _f(
         5,
         "Epochs of the clustering stage before the tol check may stop it (the first checks follow the initial "
         "clusters, which barely change at first).",
         (0, 100000),
+        label="fewest clustering epochs",
+        advanced=True,
     )
-    batch_size: int = _f(256, "Cells per minibatch.", (2, 100000))
-    alpha: float = _f(1.0, "Degrees of freedom of the Student's t soft assignment.", (0.01, 100.0))
-    tol: float = _f(0.001, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
-    update_interval: int = _f(1, "Epochs between updates of the target distribution P.", (1, 1000))
-    seed: int = _f(0, "Random seed (same seed + config = same labels on CPU).", (0, 2**32 - 1))
-    snapshot_cells: int = _f(1500, "Cells shown in the live embedding snapshots.", (10, 100000))
+    batch_size: int = _f(256, "Cells per minibatch.", (2, 100000), label="cells per batch")
+    alpha: float = _f(
+        1.0,
+        "Degrees of freedom of the Student's t soft assignment.",
+        (0.01, 100.0),
+        label="Student's t degrees of freedom",
+    )
+    tol: float = _f(
+        0.001,
+        "Stop clustering when fewer than this fraction of cells change cluster.",
+        (0.0, 1.0),
+        label="stop when this share of cells changes cluster",
+    )
+    update_interval: int = _f(
+        1, "Epochs between updates of the target distribution P.", (1, 1000), label="epochs between target updates"
+    )
+    seed: int = _f(0, "Random seed (same seed + config = same labels on CPU).", (0, 2**32 - 1), label="random seed")
+    device: str = _f(
+        "auto",
+        "Where to train: 'auto' (a CUDA GPU when present, else the CPU), 'cpu', 'cuda' or 'cuda:N'.",
+        label="device",
+        advanced=True,
+    )
+    snapshot_cells: int = _f(
+        1500,
+        "Cells shown in the live embedding snapshots.",
+        (10, 100000),
+        label="cells in the live embedding",
+        advanced=True,
+    )
 
     method = "base"
 
@@ -120,6 +190,8 @@ class BaseConfig:
         _check_bounds(self)
         if any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"hidden_dims must be positive integers, got {self.hidden_dims}.")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
 
     def resolved_pretrain_epochs(self, n_cells: int) -> int:
         """Pretraining epochs for ``n_cells`` cells: the set value, or about 1,000 steps."""
@@ -153,12 +225,30 @@ class DESCConfig(BaseConfig):
     """DESC (Li et al. 2020): MSE autoencoder with tanh bottleneck, then KL on the encoder only."""
 
     hidden_dims: tuple[int, ...] = _f((128,), "Encoder hidden layer widths (decoder mirrors them).")
-    latent_dim: int = _f(16, "Size of the embedding z.", (2, 1024))
-    dropout: float = _f(0.2, "Dropout in pretraining.", (0.0, 0.9))
-    n_neighbors: int = _f(10, "Neighbours in the kNN graph used by Leiden (DESC uses 10).", (2, 200))
-    cluster_lr: float = _f(0.01, "Learning rate of the clustering stage (SGD, momentum 0.9).", (1e-7, 10.0))
-    tol: float = _f(0.005, "Stop clustering when fewer than this fraction of cells change cluster.", (0.0, 1.0))
-    max_cluster_epochs: int = _f(100, "Maximum epochs of the clustering stage.", (0, 100000))
+    latent_dim: int = _f(16, "Size of the embedding z.", (2, 1024), label="embedding size")
+    dropout: float = _f(0.2, "Dropout in pretraining.", (0.0, 0.9), label="dropout")
+    n_neighbors: int = _f(
+        10,
+        "Neighbours in the kNN graph used by Leiden (DESC uses 10).",
+        (2, 200),
+        label="neighbours in the kNN graph",
+        advanced=True,
+    )
+    cluster_lr: float = _f(
+        0.01,
+        "Learning rate of the clustering stage (SGD, momentum 0.9).",
+        (1e-7, 10.0),
+        label="learning rate, clustering",
+    )
+    tol: float = _f(
+        0.005,
+        "Stop clustering when fewer than this fraction of cells change cluster.",
+        (0.0, 1.0),
+        label="stop when this share of cells changes cluster",
+    )
+    max_cluster_epochs: int = _f(
+        100, "Maximum epochs of the clustering stage.", (0, 100000), label="most clustering epochs"
+    )
 
     method = "desc"
 
@@ -167,9 +257,18 @@ class DESCConfig(BaseConfig):
 class SCDCCConfig(BaseConfig):
     """scDCC (Tian et al. 2021): ZINB autoencoder, then gamma * KL + ZINB (+ pairwise constraints)."""
 
-    noise_sigma: float = _f(2.5, "Std of Gaussian noise added to the input while training.", (0.0, 100.0))
-    gamma: float = _f(1.0, "Weight of the clustering (KL) loss against ZINB reconstruction.", (0.0, 1000.0))
-    ridge: float = _f(0.0, "Ridge penalty on the dropout probability pi.", (0.0, None))
+    noise_sigma: float = _f(
+        2.5, "Std of Gaussian noise added to the input while training.", (0.0, 100.0), label="noise added to the input"
+    )
+    gamma: float = _f(
+        1.0,
+        "Weight of the clustering (KL) loss against ZINB reconstruction.",
+        (0.0, 1000.0),
+        label="weight of the clustering loss",
+    )
+    ridge: float = _f(
+        0.0, "Ridge penalty on the dropout probability pi.", (0.0, None), label="ridge penalty on pi", advanced=True
+    )
     constraints: ConstraintConfig = field(
         default_factory=ConstraintConfig, metadata={"help": "Pairwise constraints.", "bounds": None}
     )
@@ -226,3 +325,72 @@ def _check_bounds(cfg: Any) -> None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
             raise ConfigError(f"{f.name} = {value} is out of range {rng}: {f.metadata['help']}")
+
+
+def _metadata(cls: type, name: str) -> dict[str, Any]:
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One config field as an interface presents it: the CLI's options and the Train page's form
+    are made from these, so a field is described once, here.
+
+    ``kind`` is ``int``, ``float``, ``str``, ``tuple`` (of ints) or ``object`` (anything else, e.g.
+    ``n_clusters``); ``defaults`` maps each method that has the setting to its default.
+    """
+
+    name: str
+    kind: type
+    help: str
+    label: str
+    bounds: tuple[float | None, float | None] | None
+    choices: tuple[str, ...] | None
+    advanced: bool
+    defaults: dict[str, Any]
+
+
+def _kind(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return _kind(args[0]) if len(args) == 1 else object
+    base = origin or hint
+    return base if base in (int, float, str, tuple) else object
+
+
+def settings(classes: Sequence[type] | None = None) -> list[Setting]:
+    """The fields of ``classes`` (default: every method's config) as :class:`Setting`, in field order,
+    each once with its default per method.
+
+    Parameters
+    ----------
+    classes
+        Config classes, e.g. ``[DESCConfig]`` for one method's form, or ``[ConstraintConfig]``.
+
+    Returns
+    -------
+    list of Setting
+    """
+    classes = list(classes or CONFIG_CLASSES.values())
+    found: dict[str, Setting] = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        method = getattr(cls, "method", cls.__name__)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if f.name in found:
+                found[f.name].defaults[method] = default
+                continue
+            md = f.metadata
+            found[f.name] = Setting(
+                name=f.name,
+                kind=_kind(hints[f.name]),
+                help=md.get("help", ""),
+                label=md.get("label") or f.name.replace("_", " "),
+                bounds=md.get("bounds"),
+                choices=md.get("choices"),
+                advanced=bool(md.get("advanced")),
+                defaults={method: default},
+            )
+    return list(found.values())

@@ -74,8 +74,8 @@ class ClusteringAutoencoder(nn.Module):
         return self.output_layer(self.decoder_hidden(z))
 
     def set_centroids(self, centroids: torch.Tensor) -> None:
-        """Install initial cluster centres and make them trainable."""
-        self.centroids = nn.Parameter(centroids.detach().clone().float())
+        """Install initial cluster centres (moved to the model's device) and make them trainable."""
+        self.centroids = nn.Parameter(centroids.detach().clone().float().to(self.to_latent.weight.device))
 
     def soft_assign(self, z: torch.Tensor, alpha: float) -> torch.Tensor:
         """Student's t soft assignment of embeddings to this model's centroids."""

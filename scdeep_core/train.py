@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from . import metrics
+from .device import model_device, to_device, to_numpy
 from .events import Callback, EmbeddingSnapshot, StopToken, TrainingEvent
 from .losses import soft_assignment, target_distribution
 from .pp import PreparedData
@@ -37,16 +39,16 @@ class Batch:
     nz_lgamma: torch.Tensor | None = None
 
 
-def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool) -> Batch:
-    """Materialise the cells ``rows`` of ``data`` as dense float32 tensors."""
-    batch = Batch(rows=rows, x=torch.from_numpy(data.scaled_input(rows)))
+def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool, device: torch.device) -> Batch:
+    """Materialise the cells ``rows`` of ``data`` as dense float32 tensors on ``device``."""
+    batch = Batch(rows=rows, x=to_device(data.scaled_input(rows), device))
     if with_counts and data.counts is not None:
         sub: sp.csr_matrix = data.counts[rows]
         row_ids = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr))
-        batch.nz_flat_index = torch.from_numpy(row_ids * data.n_genes + sub.indices.astype(np.int64))
-        batch.nz_counts = torch.from_numpy(sub.data.astype(np.float32))
+        batch.nz_flat_index = to_device(row_ids * data.n_genes + sub.indices.astype(np.int64), device)
+        batch.nz_counts = to_device(sub.data.astype(np.float32), device)
         batch.nz_lgamma = torch.lgamma(batch.nz_counts + 1.0)
-        batch.size_factors = torch.from_numpy(data.size_factors[rows])
+        batch.size_factors = to_device(data.size_factors[rows], device)
     return batch
 
 
@@ -59,21 +61,21 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
 @torch.no_grad()
 def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) -> np.ndarray:
     """Noise-free embedding of every cell (evaluation mode)."""
-    was_training = model.training
+    was_training, device = model.training, model_device(model)
     model.eval()
     parts = [
-        model.encode(torch.from_numpy(data.scaled_input(rows)))
+        model.encode(to_device(data.scaled_input(rows), device))
         for rows in iterate_batches(data.n_cells, batch_size, None)
     ]
     model.train(was_training)
-    return torch.cat(parts).numpy()
+    return to_numpy(torch.cat(parts))
 
 
 def assign(model: torch.nn.Module, data: PreparedData, alpha: float) -> tuple[np.ndarray, torch.Tensor]:
-    """Embedding of every cell and its soft assignment to the model's centroids."""
+    """Embedding of every cell (NumPy) and its soft assignment to the model's centroids (on the model's device)."""
     z = embed(model, data)
     with torch.no_grad():
-        q = soft_assignment(torch.from_numpy(z), model.centroids, alpha)
+        q = soft_assignment(to_device(z, model_device(model)), model.centroids, alpha)
     return z, q
 
 
@@ -184,6 +186,7 @@ def _run_epoch(
     rng: np.random.Generator,
     optimizer: torch.optim.Optimizer,
     batch_losses,
+    device: torch.device,
 ) -> dict[str, float] | None:
     """One pass over shuffled minibatches; mean of each loss term, or ``None`` if stopped."""
     sums: dict[str, float] = {}
@@ -191,7 +194,7 @@ def _run_epoch(
     for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
         if monitor.stop_requested:
             return None
-        losses = batch_losses(make_batch(data, rows, hooks.uses_counts))
+        losses = batch_losses(make_batch(data, rows, hooks.uses_counts, device))
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -208,7 +211,8 @@ def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.ran
     model.train()
     for epoch in range(n_epochs):
         t0 = time.perf_counter()
-        means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer, lambda batch: hooks.pretrain_losses(model, batch))
+        losses = partial(hooks.pretrain_losses, model)
+        means = _run_epoch(data, hooks, cfg, monitor, rng, optimizer, losses, model_device(model))
         if means is None:
             return
         monitor.emit(TrainingEvent("pretrain", epoch + 1, n_epochs, losses=means), time.perf_counter() - t0)
@@ -258,8 +262,9 @@ def cluster_stage(
     """Refine embedding and centroids on the clustering loss until ``delta_label < tol``."""
     optimizer = hooks.cluster_optimizer(model)
     model.train()
+    device = model_device(model)
     z, q = assign(model, data, cfg.alpha)
-    labels = q.argmax(1).numpy()
+    labels = to_numpy(q.argmax(1))
     p = target_distribution(q)
     delta: float | None = None
     updates = 0
@@ -267,14 +272,14 @@ def cluster_stage(
         t0 = time.perf_counter()
         if epoch % cfg.update_interval == 0 and epoch > 0:
             z, q = assign(model, data, cfg.alpha)
-            new_labels = q.argmax(1).numpy()
+            new_labels = to_numpy(q.argmax(1))
             delta = float(np.mean(new_labels != labels))
             labels, p = new_labels, target_distribution(q)
             updates += 1
             # The initial clusters are a fixed point of the assignment (KMeans / Leiden means), so
             # delta_label starts near 0: the first checks would end the stage before KL has acted.
             if delta < cfg.tol and epoch >= cfg.min_cluster_epochs:
-                return ClusterStageOutcome(labels, q.numpy(), z, epoch, True, False, delta)
+                return ClusterStageOutcome(labels, to_numpy(q), z, epoch, True, False, delta)
         means = _run_epoch(
             data,
             hooks,
@@ -282,16 +287,15 @@ def cluster_stage(
             monitor,
             rng,
             optimizer,
-            lambda batch, p=p: hooks.cluster_losses(model, batch, p[torch.from_numpy(batch.rows)]),
+            lambda batch, p=p: hooks.cluster_losses(model, batch, p[to_device(batch.rows, device)]),
+            device,
         )
         if means is None:
-            return ClusterStageOutcome(labels, q.numpy(), z, epoch, False, True, delta)
+            return ClusterStageOutcome(labels, to_numpy(q), z, epoch, False, True, delta)
         means.update(hooks.extra_cluster_steps(model, optimizer, rng))
         scores = monitor.score(labels)
         snap = (
-            snapshots(z, q.numpy(), model.centroids.detach().numpy(), updates)
-            if epoch % cfg.update_interval == 0
-            else None
+            snapshots(z, to_numpy(q), to_numpy(model.centroids), updates) if epoch % cfg.update_interval == 0 else None
         )
         monitor.emit(
             TrainingEvent(
@@ -309,6 +313,6 @@ def cluster_stage(
         )
     # Final assignment after the last epoch.
     z, q = assign(model, data, cfg.alpha)
-    new_labels = q.argmax(1).numpy()
+    new_labels = to_numpy(q.argmax(1))
     delta = float(np.mean(new_labels != labels))
-    return ClusterStageOutcome(new_labels, q.numpy(), z, cfg.max_cluster_epochs, delta < cfg.tol, False, delta)
+    return ClusterStageOutcome(new_labels, to_numpy(q), z, cfg.max_cluster_epochs, delta < cfg.tol, False, delta)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import BaseConfig
+from .config import BaseConfig, ConfigError
 from .errors import InputError
 from .events import StopToken, TrainingEvent
 
@@ -182,7 +182,7 @@ def child_main(payload: bytes, conn: Connection, stop_flag: Any) -> None:
         if spec.pretrained is not None:
             outcome.result.pretrained = None  # the parent holds it already; don't ship it back
         send("outcome", outcome)
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:  # the user's to fix: the message says how, no traceback
         send("failed", str(exc))
     except Exception as exc:  # a crash must reach the page, not vanish with the process
         send("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")

@@ -339,3 +339,36 @@ def test_a_pages_url_opened_first_on_a_fresh_server_runs_inside_the_app():
     assert not at.exception
     assert any("Load a dataset" in i.value for i in at.info)
     assert any("None loaded" in c.value for c in at.sidebar.caption)
+
+
+def test_the_train_form_is_made_from_the_config_fields():
+    from scdeep_core.config import CONFIG_CLASSES, settings
+
+    at = load_builtin(new_app())
+    at.switch_page("pages/train.py").run()
+    own_widgets = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints"}
+    for method in ("desc", "scdcc"):
+        at.radio(key="method").set_value(method).run()
+        assert not at.exception
+        for s in settings([CONFIG_CLASSES[method]]):
+            if s.name in own_widgets:
+                continue
+            widget = (at.text_input if s.kind is str else at.number_input)(key=f"hp_{method}_{s.name}")
+            assert s.name in widget.label and s.help == widget.help, s.name
+            if s.name != "n_top_genes":  # capped at the data's 765 genes
+                assert widget.value == s.defaults[method], s.name
+    at.radio(key="method").set_value("desc").run()
+    import torch
+
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: a message, no run queued
+        at.text_input(key="hp_desc_device").input("cuda").run()
+        at.button(key="start").click().run()
+        assert not at.exception and any("no usable CUDA GPU" in e.value for e in at.error)
+        assert "Traceback" not in " ".join(e.value for e in at.error) and not at.session_state["runs"]
+        at.text_input(key="hp_desc_device").input("auto").run()
+    # A setting changed in the form reaches the run's config.
+    at.number_input(key="hp_desc_min_cluster_epochs").set_value(2).run()
+    at.number_input(key="hp_desc_pre").set_value(3).run()
+    at.button(key="start").click().run()
+    wait_for_run(at)
+    assert at.session_state["runs"]["desc"].config["min_cluster_epochs"] == 2

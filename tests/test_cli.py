@@ -27,8 +27,17 @@ def run_here(capsys, *args):
 
 
 def test_help_lists_every_option():
+    from scdeep_core.config import ConstraintConfig, settings
+
     out = run("fit", "--help")
     assert out.returncode == 0
+    # Every config field is an option, made from the config (its help and each method's default).
+    for s in settings():
+        if s.name not in cli.SET_ELSEWHERE:
+            assert f"--{s.name.replace('_', '-')} " in out.stdout, s.name
+    for s in settings([ConstraintConfig]):
+        assert cli.CONSTRAINT_OPTIONS.get(s.name, f"--{s.name.replace('_', '-')}") in out.stdout, s.name
+    assert "Default: 10 (desc), 15 (scdcc)" in " ".join(out.stdout.split())  # n_neighbors
     for opt in (
         "--method",
         "--n-clusters",
@@ -76,6 +85,10 @@ def test_bad_input_exits_2_with_message(tmp_path, capsys, monkeypatch):
     assert code == 2 and "error:" in err and "non-numeric" in err
     code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--n-clusters", "1", "--out", "k1")
     assert code == 2 and "n_clusters = 1" in err
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "scdcc", "--dropout", "0.1", "--out", "d")
+    assert code == 2 and "--dropout: not a setting of scDCC" in err  # not silently ignored
+    code, _, err = run_here(capsys, "fit", "builtin:simulated", "--method", "desc", "--fraction", "0.2", "--out", "f")
+    assert code == 2 and "constraints are an scDCC feature" in err
     code, _, err = run_here(
         capsys, "fit", "builtin:simulated", "--method", "desc", "--label-key", "nope", "--quiet", "--out", "nope"
     )

@@ -7,6 +7,7 @@ import torch
 
 from ..config import SCDCCConfig
 from ..constraints import PairConstraints
+from ..device import to_device
 from ..losses import cannot_link_loss, kl_clustering, must_link_loss, zinb_nll_fused
 from ..nets import ClusteringAutoencoder
 from ..pp import PreparedData
@@ -23,13 +24,20 @@ class SCDCCHooks(MethodHooks):
     uses_counts = True
 
     def __init__(
-        self, cfg: SCDCCConfig, data: PreparedData, pairs: PairConstraints | None = None, seed: int = 0
+        self,
+        cfg: SCDCCConfig,
+        data: PreparedData,
+        pairs: PairConstraints | None = None,
+        seed: int = 0,
+        device: torch.device | None = None,
     ) -> None:
         self.cfg = cfg
         self.data = data
         self.pairs = pairs
-        # A private generator keeps the input noise reproducible even when other runs share the process.
-        self.noise_gen = torch.Generator().manual_seed(seed)
+        self.device = device or torch.device("cpu")
+        # A private generator (on the training device) keeps the input noise reproducible even when
+        # other runs share the process.
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(seed)
 
     def reseed(self, seed: int) -> None:
         # The clustering stage draws the same noise however long pretraining ran or how often we re-cluster.
@@ -43,7 +51,7 @@ class SCDCCHooks(MethodHooks):
     def _noisy(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.noise_sigma <= 0:
             return x
-        return x + self.cfg.noise_sigma * torch.randn(x.shape, generator=self.noise_gen)
+        return x + self.cfg.noise_sigma * torch.randn(x.shape, generator=self.noise_gen, device=x.device)
 
     def _zinb(self, model: ClusteringAutoencoder, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         return zinb_nll_fused(
@@ -81,7 +89,7 @@ class SCDCCHooks(MethodHooks):
             total, n = 0.0, 0
             for idx in iterate_batches(len(pairs), self.cfg.batch_size, rng):
                 a, b = pairs[idx, 0], pairs[idx, 1]
-                x = torch.from_numpy(self.data.scaled_input(np.concatenate([a, b])))
+                x = to_device(self.data.scaled_input(np.concatenate([a, b])), self.device)
                 q = model.soft_assign(model.encode(x), self.cfg.alpha)
                 loss = loss_fn(q[: len(a)], q[len(a) :])
                 optimizer.zero_grad(set_to_none=True)
