@@ -31,7 +31,9 @@ def floor_epoch_seconds(model: torch.nn.Module, x: torch.Tensor, batch_size: int
     return (time.perf_counter() - t) / repeats
 
 
-def measure(path: str, k: int, epochs: int = 5) -> dict:
+def measure(path: str, k: int, epochs: int = 5, fit_overrides: dict | None = None) -> dict:
+    """Epoch times against the floor, then a full fit (default settings, or ``fit_overrides[method]``:
+    the quick mode's shorter schedule)."""
     import anndata as ad
 
     import scdeep_core as sd
@@ -62,7 +64,9 @@ def measure(path: str, k: int, epochs: int = 5) -> dict:
         floor = floor_epoch_seconds(hooks.build_model(data.n_genes), x, cfg.batch_size)
         t = time.perf_counter()
         res = sd.fit(
-            adata.copy(), sd.config_for(method, n_clusters=k), label_key="label" if "label" in adata.obs else None
+            adata.copy(),
+            sd.config_for(method, n_clusters=k, **(fit_overrides or {}).get(method, {})),
+            label_key="label" if "label" in adata.obs else None,
         )
         out[method] = {
             "pretrain_epoch_s": pre,
@@ -82,4 +86,4 @@ def measure(path: str, k: int, epochs: int = 5) -> dict:
 
 if __name__ == "__main__":
     p = json.loads(sys.argv[1])
-    print(json.dumps(measure(p["path"], p["k"], p.get("epochs", 5))))
+    print(json.dumps(measure(p["path"], p["k"], p.get("epochs", 5), p.get("fit_overrides"))))

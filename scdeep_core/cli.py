@@ -81,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Orientation of a CSV/TSV input.",
     )
     fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
-    fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding (saves ~10-30 s).")
+    fit.add_argument(
+        "--umap",
+        choices=["umap-learn", "preview"],
+        default="umap-learn",
+        help="UMAP of the embedding: umap-learn (default; its first layout in a process compiles for ~25 s) or "
+        "preview (a NumPy fast preview of UMAP's objective, no compilation).",
+    )
+    fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding.")
     fit.add_argument("--quiet", action="store_true", help="No progress bar.")
     hp = fit.add_argument_group("hyperparameters (from the method's config; defaults depend on the method)")
     for setting in settings():
@@ -240,7 +247,7 @@ def run_fit(args: argparse.Namespace) -> int:
         if not args.no_umap:
             from .embedding import add_umap
 
-            add_umap(adata, result.key, seed=cfg.seed)
+            add_umap(adata, result.key, seed=cfg.seed, engine=args.umap)
     for result in runs:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
         scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())

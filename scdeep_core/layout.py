@@ -1,10 +1,15 @@
-"""A UMAP layout in vectorised NumPy: no numba, so no 15-30 s compilation on a cold start.
+"""The fast preview of a UMAP, in vectorised NumPy: no numba, so no ~25 s compilation in a fresh process.
+
+The default picture is umap-learn's (:mod:`scdeep_core.embedding`); this layout is the
+``engine="preview"`` alternative, measured against umap-learn for neighbour preservation
+(``tests/test_fit.py``: on the built-in PBMC it keeps 0.51 of each cell's 15 nearest neighbours,
+umap-learn 0.51; on pbmc_10x_4271 0.345 against 0.352). Its graph is a simplified one
+(:mod:`scdeep_core.graph`).
 
 It optimises UMAP's cross-entropy between the fuzzy kNN graph (see :mod:`scdeep_core.graph`)
 and the low-dimensional similarities ``1 / (1 + a d^2b)`` with UMAP's own rules: edges
 sampled in proportion to their weight, a few random negative samples per edge, gradients
 clipped at 4, a learning rate decaying linearly, spectral-free PCA initialisation.
-``umap-learn`` stays available through :func:`scdeep_core.embedding.umap_coords`.
 """
 
 from __future__ import annotations

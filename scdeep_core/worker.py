@@ -36,7 +36,9 @@ from .events import StopToken, TrainingEvent
 #: both cores still train when nobody browses, and a page request gets a core at once.
 WORKER_NICENESS = int(os.environ.get("SCDEEP_WORKER_NICE", "10"))
 
-_PRELOAD = ["scdeep_core.api", "scdeep_core.embedding"]
+# What the forkserver imports once, before it forks any training process: the engine (~5 s) and
+# umap-learn's compiled code (~25 s; see scdeep_core.umap_compile). Runs asked for meanwhile wait.
+_PRELOAD = ["scdeep_core.api", "scdeep_core.embedding", "scdeep_core.umap_compile"]
 
 
 @dataclass
@@ -92,7 +94,8 @@ def _main_module_hidden():
 
 
 def warm_up() -> None:
-    """Start the forkserver (and its imports, ~5 s) now rather than at the first run."""
+    """Start the forkserver (its imports and umap-learn's compilation, ~30 s) now, in the background,
+    rather than at the first run."""
     if context().get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
@@ -156,10 +159,35 @@ def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken, on_phase: Any
         if on_phase is not None:
             on_phase("umap", "Computing the UMAP of the embedding...")
         try:
-            coords = add_umap(spec.adata, spec.key, seed=spec.config.seed, should_stop=lambda: stop_token.stopped)
+            coords = _stoppable(lambda: add_umap(spec.adata, spec.key, seed=spec.config.seed), stop_token)
         except LayoutStopped:
             note = " UMAP skipped (stopped)."
     return JobOutcome(result=result, umap=coords, note=note)
+
+
+def _stoppable(work: Any, stop_token: StopToken) -> Any:
+    """``work()`` in a thread, answering Stop within 0.2 s even where the work cannot be interrupted
+    (umap-learn's compiled layout): the trained result is then sent without the UMAP, not lost
+    when the training process is ended. Raises :class:`~scdeep_core.layout.LayoutStopped` on Stop."""
+    from .layout import LayoutStopped
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="scdeep-umap", daemon=True)  # a daemon ends with the process
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        if stop_token.stopped and thread.is_alive():
+            raise LayoutStopped
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def child_main(payload: bytes, conn: Connection, stop_flag: Any) -> None:

@@ -207,3 +207,31 @@ def test_default_desc_on_the_builtin_pbmc_shows_the_clustering_stage():
     cluster = result.history[result.history["phase"] == "cluster"]
     assert len(cluster) >= 3 and cluster["delta_label"].notna().sum() >= 3
     assert result.timings["cluster_epochs"] >= 3
+
+
+def neighbours_kept(z: np.ndarray, y: np.ndarray, k: int = 15) -> float:
+    """Mean share of each cell's k nearest cells in ``z`` that are also among its k nearest in ``y``."""
+    from sklearn.neighbors import NearestNeighbors
+
+    a = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z, return_distance=False)[:, 1:]
+    b = NearestNeighbors(n_neighbors=k + 1).fit(y).kneighbors(y, return_distance=False)[:, 1:]
+    return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b, strict=True)]))
+
+
+def test_umap_learn_is_the_default_and_the_preview_keeps_most_of_its_neighbours(pbmc_demo):
+    """The default picture is umap-learn's; the NumPy fast preview is measured against it on a
+    real embedding (DESC on the built-in PBMC): it must keep at least 80 % as many of each cell's
+    15 nearest neighbours as umap-learn does."""
+    from scdeep_core.embedding import add_umap, umap_coords
+
+    adata = pbmc_demo.copy()
+    sd.fit(adata, sd.DESCConfig(n_clusters=10, pretrain_epochs=30, max_cluster_epochs=10))
+    z = adata.obsm["X_desc"]
+    default = add_umap(adata, "desc", seed=0)
+    np.testing.assert_array_equal(default, umap_coords(z, seed=0))  # umap-learn, seeded
+    preview = add_umap(adata.copy(), "desc", seed=0, engine="preview")
+    kept_umap, kept_preview = neighbours_kept(z, default), neighbours_kept(z, preview)
+    assert kept_umap > 0.3, kept_umap
+    assert kept_preview >= 0.8 * kept_umap, (kept_preview, kept_umap)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        add_umap(adata, "desc", engine="numpy")

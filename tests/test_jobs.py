@@ -1,5 +1,6 @@
 """Background jobs: registry limits, reattaching after a reload, stopping abandoned jobs."""
 
+import threading
 import time
 
 import pytest
@@ -174,3 +175,23 @@ def test_stop_ends_a_run_that_does_not_reach_a_check(small_sim, monkeypatch):
     job.join(30)
     view = job.snapshot()
     assert view.status == "stopped" and "without a partial result" in view.message
+
+
+def test_stop_during_an_uninterruptible_umap_keeps_the_trained_result():
+    """umap-learn's compiled layout cannot look at the stop flag: it runs in a thread and Stop is
+    answered within a fraction of a second, so the process sends its result instead of being ended."""
+    import time
+
+    from scdeep_core.events import StopToken
+    from scdeep_core.layout import LayoutStopped
+    from scdeep_core.worker import _stoppable
+
+    token = StopToken()
+    assert _stoppable(lambda: 42, token) == 42
+    with pytest.raises(ZeroDivisionError):
+        _stoppable(lambda: 1 / 0, token)
+    threading.Timer(0.3, token.stop).start()
+    t0 = time.perf_counter()
+    with pytest.raises(LayoutStopped):
+        _stoppable(lambda: time.sleep(30), token)
+    assert time.perf_counter() - t0 < 2

@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # scDCC's default pretraining on 909 cells is ~280 epochs (125 s here); 120 epochs reach 0.960 in
-# 54 s and keep the suite short. DESC runs its defaults, UMAP included.
-@pytest.mark.parametrize("method,extra", [("scdcc", ["--no-umap", "--pretrain-epochs", "120"]), ("desc", [])])
+# 54 s and keep the suite short. DESC runs its defaults, with the fast preview UMAP (a fresh process
+# would spend ~25 s importing and compiling umap-learn, whose default path tests/test_fit.py covers).
+@pytest.mark.parametrize(
+    "method,extra", [("scdcc", ["--no-umap", "--pretrain-epochs", "120"]), ("desc", ["--umap", "preview"])]
+)
 def test_cli_on_cellbench_reaches_ari_095(method, extra, tmp_path):
     data = shared_file("cellbench_celseq2_5cl_909.h5ad")
     out = subprocess.run(
