@@ -200,10 +200,8 @@ def reconstruction() -> None:
     c3.metric("zeros in this gene", f"{zero:.0%}")
     st.markdown(
         f"Variance is {v / max(m, 1e-9):.1f}x the mean (a Poisson would give 1x): counts are **overdispersed** "
-        "and have "
-        "**extra zeros**, so a Gaussian (what MSE assumes) puts probability on negative and fractional values "
-        "and misses "
-        "the spike at 0, while the ZINB models both."
+        "and have **extra zeros**, so a Gaussian (what MSE assumes) puts probability on negative and fractional "
+        "values and misses the spike at 0, while the ZINB models both."
     )
 
 
@@ -229,9 +227,8 @@ else:
             else ". This run has no clustering epochs to show (it stopped before them)."
         )
     )
-    trace = ss.get("confidence_traces", {}).get(key)
-    if trace is not None and not trace.empty:
-        st.plotly_chart(figures.confidence_trace(trace), width="stretch", key="fig_run_conf")
+    if "confidence_mean" in res.history and res.history["confidence_mean"].notna().any():
+        st.plotly_chart(figures.confidence_trace(res.history), width="stretch", key="fig_run_conf")
         st.markdown(
             "Confidence (max q) rises during clustering: the sharpened target pulls each cell towards one centroid."
         )

@@ -30,9 +30,10 @@ class TrainingEvent:
 
     ``phase`` is ``"prepare"`` (normalising, selecting genes), ``"pretrain"``, ``"init"``
     (clusters initialised), ``"cluster"``, ``"done"`` or ``"stopped"``. ``losses`` maps each
-    loss term to its epoch mean. ``eta`` is the expected time left in seconds, ``eta_max``
-    the time left if every phase runs to its cap, ``progress`` the share of the run done by
-    time (see :mod:`scdeep_core.progress`).
+    loss term to its epoch mean. ``confidence`` (clustering epochs that follow a target update)
+    summarises every cell's max q: its ``mean``, ``q10`` and ``q90``. ``eta`` is the expected
+    time left in seconds, ``eta_max`` the time left if every phase runs to its cap, ``progress``
+    the share of the run done by time (see :mod:`scdeep_core.progress`).
     """
 
     phase: str
@@ -48,6 +49,7 @@ class TrainingEvent:
     eta_max: float | None = None
     progress: float = 0.0
     snapshot: EmbeddingSnapshot | None = None
+    confidence: dict[str, float] | None = None
     message: str = ""
 
     def as_row(self) -> dict[str, float | int | str | None]:
@@ -62,6 +64,8 @@ class TrainingEvent:
             "elapsed": self.elapsed,
         }
         row.update({f"loss_{k}": v for k, v in self.losses.items()})
+        if self.confidence is not None:
+            row.update({f"confidence_{k}": v for k, v in self.confidence.items()})
         return row
 
 

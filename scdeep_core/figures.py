@@ -284,15 +284,18 @@ def dot_plot(frac: pd.DataFrame, mean: pd.DataFrame) -> go.Figure:
     )
 
 
-def confidence_trace(trace: pd.DataFrame) -> go.Figure:
-    """Mean and 10-90 % band of confidence over target updates."""
+def confidence_trace(history: pd.DataFrame) -> go.Figure:
+    """Mean and 10-90 % band of every cell's confidence (max q) at each target update, from a run's
+    history (the ``confidence_*`` columns the training loop writes)."""
     fig = go.Figure()
+    trace = history[history["confidence_mean"].notna()] if "confidence_mean" in history else history.iloc[:0]
     if not trace.empty:
-        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["q90"], line=dict(width=0), showlegend=False))
+        x = trace["epoch"]
+        fig.add_trace(go.Scatter(x=x, y=trace["confidence_q90"], line=dict(width=0), showlegend=False))
         fig.add_trace(
-            go.Scatter(x=trace["epoch"], y=trace["q10"], fill="tonexty", line=dict(width=0), name="10-90 % of cells")
+            go.Scatter(x=x, y=trace["confidence_q10"], fill="tonexty", line=dict(width=0), name="10-90 % of cells")
         )
-        fig.add_trace(go.Scatter(x=trace["epoch"], y=trace["mean"], mode="lines+markers", name="mean confidence"))
+        fig.add_trace(go.Scatter(x=x, y=trace["confidence_mean"], mode="lines+markers", name="mean confidence"))
     fig.update_xaxes(title="clustering epoch")
     fig.update_yaxes(title="max q", range=[0, 1.02])
     return _layout(fig, "confidence during clustering", height=300)

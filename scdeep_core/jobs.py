@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anndata as ad
@@ -48,7 +48,6 @@ class JobView:
     message: str
     error: str | None
     result: ClusteringResult | None
-    confidence_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
     queue_position: int | None = None  # runs ahead of this one while it is queued
     expected_start_s: float | None = None
     eta_max: float | None = None  # seconds left if the clustering stage runs to its cap
@@ -105,7 +104,6 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._rows: list[dict] = []
         self._snapshots: list[EmbeddingSnapshot] = []
-        self._confidence: list[dict] = []
         self._last: TrainingEvent | None = None
         self.status = "created"
         self.phase = "queued"
@@ -196,16 +194,6 @@ class TrainingJob:
                 snap = event.snapshot
                 self._snapshots.append(snap)
                 self._snapshots = self._snapshots[-self.max_snapshots :]
-                conf = snap.confidence
-                self._confidence.append(
-                    {
-                        "update": snap.update,
-                        "epoch": event.epoch,
-                        "mean": float(conf.mean()),
-                        "q10": float(pd.Series(conf).quantile(0.1)),
-                        "q90": float(pd.Series(conf).quantile(0.9)),
-                    }
-                )
 
     def _run(self) -> None:
         """Start the training process, relay its messages, keep its outcome."""
@@ -326,7 +314,6 @@ class TrainingJob:
                 message=self.message,
                 error=self.error,
                 result=self.result,
-                confidence_trace=pd.DataFrame(self._confidence),
                 queue_position=self.queue_position,
                 expected_start_s=self.expected_start_s,
             )

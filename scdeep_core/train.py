@@ -79,6 +79,13 @@ def assign(model: torch.nn.Module, data: PreparedData, alpha: float) -> tuple[np
     return z, q
 
 
+def confidence_summary(q: torch.Tensor) -> dict[str, float]:
+    """Mean and 10th / 90th percentiles of every cell's confidence (max q): how sure the clustering is."""
+    confidence = to_numpy(q.max(dim=1).values)
+    q10, q90 = np.quantile(confidence, [0.1, 0.9])
+    return {"mean": float(confidence.mean()), "q10": float(q10), "q90": float(q90)}
+
+
 class Monitor:
     """Collects progress, emits events to callbacks and answers 'should we stop?'.
 
@@ -294,9 +301,8 @@ def cluster_stage(
             return ClusterStageOutcome(labels, to_numpy(q), z, epoch, False, True, delta)
         means.update(hooks.extra_cluster_steps(model, optimizer, rng))
         scores = monitor.score(labels)
-        snap = (
-            snapshots(z, to_numpy(q), to_numpy(model.centroids), updates) if epoch % cfg.update_interval == 0 else None
-        )
+        fresh = epoch % cfg.update_interval == 0  # q was recomputed for this epoch
+        snap = snapshots(z, to_numpy(q), to_numpy(model.centroids), updates) if fresh else None
         monitor.emit(
             TrainingEvent(
                 "cluster",
@@ -308,6 +314,7 @@ def cluster_stage(
                 nmi=scores.get("nmi"),
                 n_clusters=int(q.shape[1]),
                 snapshot=snap,
+                confidence=confidence_summary(q) if fresh else None,
             ),
             time.perf_counter() - t0,
         )

@@ -235,3 +235,20 @@ def test_umap_learn_is_the_default_and_the_preview_keeps_most_of_its_neighbours(
     assert kept_preview >= 0.8 * kept_umap, (kept_preview, kept_umap)
     with pytest.raises(ValueError, match="engine must be one of"):
         add_umap(adata, "desc", engine="numpy")
+
+
+def test_the_loop_reports_confidence_once_for_every_view(small_sim):
+    """The training loop computes the confidence statistics (over every cell) that the Learn page
+    draws; the CLI and API get them in the result's history, and the events carry the same numbers."""
+    from scdeep_core import figures
+
+    events = []
+    res = sd.fit(small_sim, sd.DESCConfig(n_clusters=3, **FAST), callbacks=[events.append])
+    rows = res.history[res.history["confidence_mean"].notna()]
+    assert len(rows) >= 5 and (rows["phase"] == "cluster").all()
+    assert (rows["confidence_q10"] <= rows["confidence_mean"]).all()
+    assert (rows["confidence_mean"] <= rows["confidence_q90"]).all()
+    assert [e.confidence["mean"] for e in events if e.confidence] == rows["confidence_mean"].tolist()
+    first = rows["confidence_mean"].iloc[0]
+    assert rows["confidence_mean"].iloc[-1] > first  # the sharpened target pulls cells towards one centroid
+    assert len(figures.confidence_trace(res.history).data) == 3

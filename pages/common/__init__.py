@@ -258,7 +258,6 @@ def harvest(job: TrainingJob) -> bool:
         if umap_key in job.adata.obsm:
             ss.adata.obsm[umap_key] = job.adata.obsm[umap_key]
         ss.runs[job.key] = job.result
-        ss.setdefault("confidence_traces", {})[job.key] = job.snapshot().confidence_trace
         job.share_data(ss.adata)  # one copy of the cells in memory, not two
     else:
         job.release_data()
