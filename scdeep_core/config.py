@@ -220,35 +220,24 @@ class BaseConfig:
         return cls(**d)
 
 
+def _like(name: str, default: Any, **changes: Any) -> Any:
+    """:class:`BaseConfig`'s field ``name`` with a method's own default: its help, bounds and label
+    are kept unless ``changes`` says otherwise (so they are written once)."""
+    metadata = {**next(f.metadata for f in dataclasses.fields(BaseConfig) if f.name == name), **changes}
+    help, bounds = metadata.pop("help"), metadata.pop("bounds")
+    return _f(default, help, bounds, **metadata)
+
+
 @dataclass
 class DESCConfig(BaseConfig):
     """DESC (Li et al. 2020): MSE autoencoder with tanh bottleneck, then KL on the encoder only."""
 
-    hidden_dims: tuple[int, ...] = _f((128,), "Encoder hidden layer widths (decoder mirrors them).")
-    latent_dim: int = _f(16, "Size of the embedding z.", (2, 1024), label="embedding size")
+    hidden_dims: tuple[int, ...] = _like("hidden_dims", (128,))
+    latent_dim: int = _like("latent_dim", 16)
     dropout: float = _f(0.2, "Dropout in pretraining.", (0.0, 0.9), label="dropout")
-    n_neighbors: int = _f(
-        10,
-        "Neighbours in the kNN graph used by Leiden (DESC uses 10).",
-        (2, 200),
-        label="neighbours in the kNN graph",
-        advanced=True,
-    )
-    cluster_lr: float = _f(
-        0.01,
-        "Learning rate of the clustering stage (SGD, momentum 0.9).",
-        (1e-7, 10.0),
-        label="learning rate, clustering",
-    )
-    tol: float = _f(
-        0.005,
-        "Stop clustering when fewer than this fraction of cells change cluster.",
-        (0.0, 1.0),
-        label="stop when this share of cells changes cluster",
-    )
-    max_cluster_epochs: int = _f(
-        100, "Maximum epochs of the clustering stage.", (0, 100000), label="most clustering epochs"
-    )
+    n_neighbors: int = _like("n_neighbors", 10, help="Neighbours in the kNN graph used by Leiden (DESC uses 10).")
+    cluster_lr: float = _like("cluster_lr", 0.01, help="Learning rate of the clustering stage (SGD, momentum 0.9).")
+    tol: float = _like("tol", 0.005)
 
     method = "desc"
 
