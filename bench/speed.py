@@ -31,42 +31,42 @@ def floor_epoch_seconds(model: torch.nn.Module, x: torch.Tensor, batch_size: int
     return (time.perf_counter() - t) / repeats
 
 
+def _median_epoch(history, phase: str, skip: int = 0) -> float:
+    """Median duration of a phase's epochs in a result's history (the loop's own ``epoch_s``)."""
+    seconds = history.loc[history["phase"] == phase, "epoch_s"].to_numpy(dtype=float)
+    return float(np.median(seconds[skip:]))
+
+
 def measure(path: str, k: int, epochs: int = 5, fit_overrides: dict | None = None) -> dict:
     """Epoch times against the floor, then a full fit (default settings, or ``fit_overrides[method]``:
-    the quick mode's shorter schedule)."""
+    the quick mode's shorter schedule). Both go through ``scdeep_core.fit``: what is timed is what
+    a user runs."""
     import anndata as ad
 
     import scdeep_core as sd
-    from scdeep_core.api import centroids_of, initial_clusters
-    from scdeep_core.methods import DESCHooks, SCDCCHooks
-    from scdeep_core.pp import prepare
-    from scdeep_core.progress import RunPlan
-    from scdeep_core.train import Monitor, SnapshotMaker, cluster_stage, embed, pretrain
 
     adata = ad.read_h5ad(path) if not path.startswith("builtin:") else sd.datasets.load_builtin(path.split(":", 1)[1])
+    label_key = "label" if "label" in adata.obs else None
     out = {}
     for method in ("desc", "scdcc"):
-        cfg = sd.config_for(method, n_clusters=k, max_cluster_epochs=epochs, tol=0.0, pretrain_patience=0)
-        data = prepare(adata, method=method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
+        # A fixed schedule: pretraining without early stopping, a clustering stage that never converges.
+        timed = sd.config_for(
+            method, n_clusters=k, pretrain_epochs=epochs + 1, pretrain_patience=0, max_cluster_epochs=epochs, tol=0.0
+        )
+        schedule = sd.fit(adata, timed, copy=True)
+        pre = _median_epoch(schedule.history, "pretrain", skip=1)  # the first epoch warms up allocations
+        clu = _median_epoch(schedule.history, "cluster")
+        pretrained = schedule.pretrained
+        x = torch.from_numpy(pretrained.data.scaled_input(slice(None)))
         torch.manual_seed(0)
-        hooks = DESCHooks(cfg) if method == "desc" else SCDCCHooks(cfg, data)
-        model = hooks.build_model(data.n_genes)
-        rng = np.random.default_rng(0)
-        mon = Monitor(plan=RunPlan(method, data.n_cells, epochs + 1, epochs))
-        pretrain(model, data, hooks, cfg, mon, rng, epochs + 1)
-        pre = float(np.median(mon.time_left.pretrain_times[1:]))
-        z = embed(model, data)
-        model.set_centroids(torch.from_numpy(centroids_of(z, initial_clusters(z, cfg))))
-        cluster_stage(model, data, hooks, cfg, mon, rng, SnapshotMaker(z, cfg.snapshot_cells, 0))
-        clu = float(np.median(mon.time_left.cluster_times))
-        x = torch.from_numpy(data.scaled_input(slice(None)))
-        torch.manual_seed(0)
-        floor = floor_epoch_seconds(hooks.build_model(data.n_genes), x, cfg.batch_size)
+        floor = floor_epoch_seconds(pretrained.hooks.build_model(pretrained.data.n_genes), x, timed.batch_size)
+        del schedule, pretrained, x
         t = time.perf_counter()
         res = sd.fit(
-            adata.copy(),
+            adata,
             sd.config_for(method, n_clusters=k, **(fit_overrides or {}).get(method, {})),
-            label_key="label" if "label" in adata.obs else None,
+            label_key=label_key,
+            copy=True,
         )
         out[method] = {
             "pretrain_epoch_s": pre,
@@ -76,8 +76,8 @@ def measure(path: str, k: int, epochs: int = 5, fit_overrides: dict | None = Non
             "ratio_cluster": clu / floor,
             "full_fit_s": time.perf_counter() - t,
             "full_fit_ari": res.scores.get("ari"),
-            "n_cells": data.n_cells,
-            "n_genes": data.n_genes,
+            "n_cells": res.pretrained.data.n_cells,
+            "n_genes": res.pretrained.data.n_genes,
             "pretrain_epochs": res.timings["pretrain_epochs"],
             "cluster_epochs": res.timings["cluster_epochs"],
         }

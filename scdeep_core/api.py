@@ -3,57 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Sequence
-from copy import deepcopy
-from dataclasses import dataclass
-from itertools import pairwise
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.cluster import KMeans
 
 from . import constraints as cons
-from .config import BaseConfig, ConfigError, DESCConfig, SCDCCConfig, config_for
-from .device import model_device, resolve_device, to_device, to_numpy
+from . import recipe
+from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
+from .device import resolve_device
 from .errors import InputError
 from .events import Callback, StopToken, TrainingEvent
-from .graph import leiden_on_embedding
-from .kselect import KSelection, choose_k
-from .methods import DESCHooks, SCDCCHooks
 from .pp import PreparedData, prepare
-from .progress import RunPlan
+from .recipe import Pretrained
 from .results import ClusteringResult, write_to_adata
-from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
-from .train import pretrain as train_autoencoder
+from .train import Monitor
 
-# torch's global generator seeds the weight initialisation; runs in other threads must not interleave.
-_SEED_LOCK = threading.Lock()
-
-
-def initial_clusters(z: np.ndarray, cfg: BaseConfig, k_selection: KSelection | None = None) -> np.ndarray:
-    """Cluster the pretrained embedding to initialise the centroids.
-
-    A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
-    :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
-    Leiden at ``cfg.resolution``.
-    """
-    if isinstance(cfg.n_clusters, int):
-        return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(z)
-    if cfg.n_clusters == "auto":
-        if k_selection is None:
-            k_selection = choose_k(z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
-        return k_selection.chosen_labels
-    return leiden_on_embedding(z, resolution=cfg.resolution, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
-
-
-def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Mean embedding of each cluster ``0..max(labels)``."""
-    k = int(labels.max()) + 1
-    return np.stack([z[labels == j].mean(axis=0) for j in range(k)])
+__all__ = ["Pretrained", "fit", "fit_resolutions", "pretrain", "recluster", "resolve_config"]
 
 
 def check_label_key(adata: ad.AnnData, label_key: str | None) -> None:
@@ -86,39 +54,6 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
             m, n_pairs=c.n_pairs, ml_percentile=c.ml_percentile, cl_percentile=c.cl_percentile, seed=cfg.seed
         )
     return cons.restrict_to_cells(pc, data.cell_mask)
-
-
-@dataclass
-class Pretrained:
-    """A pretrained autoencoder with everything its clustering stage needs.
-
-    Returned by :func:`pretrain`; :func:`recluster` runs the clustering stage from it with
-    any k without pretraining again (the network weights here are never modified).
-    """
-
-    method: str
-    cfg: BaseConfig
-    data: PreparedData
-    hooks: MethodHooks
-    model: torch.nn.Module
-    z: np.ndarray
-    truth: np.ndarray | None
-    eval_mask: np.ndarray | None
-    notes: list[str]
-    pretrain_s: float
-    history: list[dict]
-    stopped: bool = False
-    k_selection: KSelection | None = None
-
-    @property
-    def n_cells(self) -> int:
-        return self.data.n_cells
-
-    def select_k(self) -> KSelection:
-        """The automatic choice of k on this embedding (computed once, then kept)."""
-        if self.k_selection is None:
-            self.k_selection = choose_k(self.z, n_neighbors=self.cfg.n_neighbors, seed=self.cfg.seed)
-        return self.k_selection
 
 
 def resolve_config(config: BaseConfig | str | None) -> BaseConfig:
@@ -177,7 +112,7 @@ def pretrain(
     """
     t_start = time.perf_counter()
     cfg = resolve_config(config)
-    device = resolve_device(cfg.device)  # before any work: a missing GPU is an error, not a silent CPU run
+    resolve_device(cfg.device)  # before any work: a missing GPU is an error, not a silent CPU run
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)
@@ -197,43 +132,9 @@ def pretrain(
                 f"No held-out labelled cells: every cell of {label_key!r} is missing or was used for constraints, "
                 "so ARI/NMI/ACC are not reported."
             )
-    n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
-    with _SEED_LOCK:
-        torch.manual_seed(cfg.seed)
-        hooks = DESCHooks(cfg) if isinstance(cfg, DESCConfig) else SCDCCHooks(cfg, data, pairs, cfg.seed, device)
-        model = hooks.build_model(data.n_genes).to(device)  # initialised on the CPU: the same weights on any device
-    monitor.truth, monitor.eval_mask = truth, eval_mask
-    monitor.set_plan(_run_plan(cfg, data.n_cells, n_pretrain, _stages))
-    train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
-    return Pretrained(
-        cfg.method,
-        cfg,
-        data,
-        hooks,
-        model,
-        embed(model, data),
-        truth,
-        eval_mask,
-        notes,
-        time.perf_counter() - t_start,
-        list(monitor.history),
-        stopped=monitor.stop_requested,
+    return recipe.pretrain(
+        data, cfg, monitor, truth=truth, eval_mask=eval_mask, pairs=pairs, notes=notes, stages=_stages, started=t_start
     )
-
-
-def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.ndarray, KSelection | None]:
-    """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
-    selection = None
-    if cfg.n_clusters == "auto":
-        monitor.emit(
-            TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions...")
-        )
-        selection = (
-            pre.select_k()
-            if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
-            else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
-        )
-    return initial_clusters(pre.z, cfg, selection), selection
 
 
 def recluster(
@@ -284,120 +185,58 @@ def recluster(
         )
     if _monitor is None:
         monitor = Monitor(
-            callbacks, stop_token, pretrained.truth, pretrained.eval_mask, _run_plan(cfg, pretrained.n_cells, 0)
+            callbacks, stop_token, pretrained.truth, pretrained.eval_mask, recipe.run_plan(cfg, pretrained.n_cells, 0)
         )
-        monitor.time_left.pretrain_times = _epoch_seconds(pretrained.history)  # to predict a clustering epoch
+        monitor.time_left.pretrain_times = recipe.epoch_seconds(pretrained.history)  # to predict a clustering epoch
     else:
         monitor = _monitor
     monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
-    model = deepcopy(pretrained.model)
-    z = pretrained.z
-    init_labels, selection = _initialise(pretrained, cfg, monitor)
-    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
-    scores = monitor.score(init_labels)
-    n_init = int(init_labels.max()) + 1
-    msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
-    monitor.emit(
-        TrainingEvent(
-            "init",
-            0,
-            cfg.max_cluster_epochs,
-            n_clusters=n_init,
-            ari=scores.get("ari"),
-            nmi=scores.get("nmi"),
-            message=msg,
-        )
-    )
-    t_init = time.perf_counter()
-    notes = list(pretrained.notes)
-    if selection is not None:
-        notes.append(f"Automatic choice: {selection.summary()}")
-    stage = "pretrain" if monitor.stop_requested or pretrained.stopped else "cluster"
-    delta = None
-    if n_init < 2:
-        notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
-    if stage == "cluster" and n_init >= 2:
-        pretrained.hooks.reseed(cfg.seed)
-        out = cluster_stage(
-            model,
-            pretrained.data,
-            pretrained.hooks,
-            cfg,
-            monitor,
-            np.random.default_rng([cfg.seed, 1]),
-            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed),
-        )
-        labels, q, z, converged, cluster_epochs, delta = (
-            out.labels,
-            out.q,
-            out.z,
-            out.converged,
-            out.epochs,
-            out.delta_label,
-        )
-        stage = "cluster" if out.stopped else "done"
-        if stage == "done" and not converged:
-            notes.append(not_converged_note(delta, cfg.tol, cluster_epochs))
-    else:
-        with torch.no_grad():
-            q = to_numpy(model.soft_assign(to_device(z, model_device(model)), cfg.alpha))
-        labels, converged, cluster_epochs = q.argmax(axis=1), False, 0
-    t_end = time.perf_counter()
-    final_scores = monitor.score(labels) if pretrained.truth is not None else {}
+    out = recipe.cluster(pretrained, cfg, monitor)
     result = ClusteringResult(
         method=pretrained.method,
         key=key_added or pretrained.method,
         config=cfg.to_dict(),
-        labels=labels,
-        q=q,
-        embedding=z,
-        centroids=to_numpy(model.centroids).copy(),
+        labels=out.labels,
+        q=out.q,
+        embedding=out.z,
+        centroids=out.centroids,
         cell_mask=pretrained.data.cell_mask,
         history=pd.DataFrame(monitor.history),
-        stage=stage,
-        converged=converged,
-        scores=final_scores,
+        stage=out.stage,
+        converged=out.converged,
+        scores=monitor.score(out.labels) if pretrained.truth is not None else {},
         eval_mask=pretrained.eval_mask,
-        notes=notes,
+        notes=list(pretrained.notes) + out.notes,
         genes=[str(g) for g in pretrained.data.genes],
         timings={
             "pretrain_s": pretrained.pretrain_s,
-            "init_s": t_init - t0,
-            "cluster_s": t_end - t_init,
-            "total_s": pretrained.pretrain_s + t_end - t0,
+            "init_s": out.timings["init_s"],
+            "cluster_s": out.timings["cluster_s"],
+            "total_s": pretrained.pretrain_s + time.perf_counter() - t0,
             "pretrain_epochs": float(len(pretrained.history)),
-            "cluster_epochs": float(cluster_epochs),
+            "cluster_epochs": float(out.epochs),
         },
-        delta_label=delta,
-        k_selection=selection,
-        init_scores=scores,
+        delta_label=out.delta_label,
+        k_selection=out.selection,
+        init_scores=out.init_scores,
     )
-    result.versions["device"] = str(model_device(model))  # where it trained: part of what reproduces it
+    result.versions["device"] = out.device  # where it trained: part of what reproduces it
     if copy:
         adata = adata.copy()
         result.adata = adata
     write_to_adata(adata, result)
     monitor.emit(
         TrainingEvent(
-            "stopped" if stage != "done" else "done",
-            cluster_epochs,
+            "stopped" if result.stage != "done" else "done",
+            out.epochs,
             cfg.max_cluster_epochs,
             n_clusters=result.n_clusters,
-            ari=final_scores.get("ari"),
-            nmi=final_scores.get("nmi"),
+            ari=result.scores.get("ari"),
+            nmi=result.scores.get("nmi"),
             message=result.summary(),
         )
     )
     return result
-
-
-def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
-    """The warning for a clustering stage that hit its epoch cap."""
-    shown = "n/a" if delta is None else f"{delta:.4f}"
-    return (
-        f"Not converged: after {epochs} clustering epochs (the cap, max_cluster_epochs) {shown} of the cells still "
-        f"changed cluster, above tol = {tol:g}. Labels may still move: raise max_cluster_epochs or tol."
-    )
 
 
 def fit(
@@ -451,26 +290,6 @@ def fit(
     result = recluster(adata, pre, cfg, key_added=key_added, copy=copy, _monitor=monitor)
     result.pretrained = pre
     return result
-
-
-def _run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 1) -> RunPlan:
-    """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`)."""
-    return RunPlan(
-        method=cfg.method,
-        n_cells=n_cells,
-        pretrain_epochs=pretrain_epochs,
-        cluster_cap=cfg.max_cluster_epochs,
-        min_cluster_epochs=cfg.min_cluster_epochs,
-        tol=cfg.tol,
-        auto_k=cfg.n_clusters == "auto",
-        stages=stages,
-    )
-
-
-def _epoch_seconds(history: list[dict]) -> list[float]:
-    """Durations of the pretraining epochs in a history (differences of their ``elapsed``)."""
-    elapsed = [row["elapsed"] for row in history if row.get("phase") == "pretrain"]
-    return [b - a for a, b in pairwise(elapsed) if b > a]
 
 
 def fit_resolutions(

@@ -33,7 +33,10 @@ class TrainingEvent:
     loss term to its epoch mean. ``confidence`` (clustering epochs that follow a target update)
     summarises every cell's max q: its ``mean``, ``q10`` and ``q90``. ``eta`` is the expected
     time left in seconds, ``eta_max`` the time left if every phase runs to its cap, ``progress``
-    the share of the run done by time (see :mod:`scdeep_core.progress`).
+    the share of the run done by time (see :mod:`scdeep_core.progress`). ``epoch_s`` is the
+    epoch's own duration. ``history_row`` is set by the training loop's monitor when it records
+    the event in the run's history (pretraining and clustering epochs): the one row a live view
+    appends, so the loop alone decides what the history holds.
     """
 
     phase: str
@@ -51,6 +54,8 @@ class TrainingEvent:
     snapshot: EmbeddingSnapshot | None = None
     confidence: dict[str, float] | None = None
     message: str = ""
+    epoch_s: float | None = None
+    history_row: dict[str, float | int | str | None] | None = None
 
     def as_row(self) -> dict[str, float | int | str | None]:
         """Flat record for a loss-history table (no snapshot)."""
@@ -62,6 +67,7 @@ class TrainingEvent:
             "nmi": self.nmi,
             "n_clusters": self.n_clusters,
             "elapsed": self.elapsed,
+            "epoch_s": self.epoch_s,
         }
         row.update({f"loss_{k}": v for k, v in self.losses.items()})
         if self.confidence is not None:

@@ -188,8 +188,8 @@ class TrainingJob:
             self.phase = event.phase
             if event.message:
                 self.message = event.message
-            if event.phase in ("pretrain", "cluster"):
-                self._rows.append(event.as_row())
+            if event.history_row is not None:  # the loop's own history row, as it recorded it
+                self._rows.append(event.history_row)
             if event.snapshot is not None:
                 snap = event.snapshot
                 self._snapshots.append(snap)

@@ -143,7 +143,7 @@ class Monitor:
     def emit(self, event: TrainingEvent, epoch_seconds: float | None = None) -> None:
         """Fill in timing fields, record the event in the history and send it out."""
         now = time.perf_counter() - self.start
-        event.elapsed = now
+        event.elapsed, event.epoch_s = now, epoch_seconds
         if self.time_left is not None:
             tl = self.time_left
             tl.phase(event.phase, now)
@@ -153,7 +153,8 @@ class Monitor:
         elif event.phase in ("done", "stopped"):
             event.eta, event.eta_max, event.progress = 0.0, 0.0, 1.0
         if event.phase in ("pretrain", "cluster"):
-            self.history.append(event.as_row())
+            event.history_row = event.as_row()
+            self.history.append(event.history_row)
         for cb in self.callbacks:
             cb(event)
 
@@ -163,6 +164,10 @@ class MethodHooks:
 
     name = "base"
     uses_counts = False
+
+    def build_model(self, n_genes: int) -> torch.nn.Module:
+        """The method's autoencoder for ``n_genes`` inputs (seeded by the caller)."""
+        raise NotImplementedError
 
     def pretrain_losses(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Loss terms of one pretraining minibatch; ``"total"`` is minimised."""

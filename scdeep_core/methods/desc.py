@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from ..config import DESCConfig
+from ..constraints import PairConstraints
 from ..losses import kl_clustering, mse
 from ..nets import ClusteringAutoencoder
+from ..pp import PreparedData
 from ..train import Batch, MethodHooks
 
 
@@ -16,7 +18,14 @@ class DESCHooks(MethodHooks):
     name = "desc"
     uses_counts = False
 
-    def __init__(self, cfg: DESCConfig) -> None:
+    def __init__(
+        self,
+        cfg: DESCConfig,
+        data: PreparedData | None = None,
+        pairs: PairConstraints | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        # The same signature as every method's hooks (see ``hooks_for``); DESC needs only its config.
         self.cfg = cfg
 
     def build_model(self, n_genes: int) -> ClusteringAutoencoder:

@@ -28,7 +28,6 @@ class SCDCCHooks(MethodHooks):
         cfg: SCDCCConfig,
         data: PreparedData,
         pairs: PairConstraints | None = None,
-        seed: int = 0,
         device: torch.device | None = None,
     ) -> None:
         self.cfg = cfg
@@ -37,7 +36,7 @@ class SCDCCHooks(MethodHooks):
         self.device = device or torch.device("cpu")
         # A private generator (on the training device) keeps the input noise reproducible even when
         # other runs share the process.
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
 
     def reseed(self, seed: int) -> None:
         # The clustering stage draws the same noise however long pretraining ran or how often we re-cluster.

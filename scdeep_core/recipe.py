@@ -1,0 +1,295 @@
+"""The training recipe on prepared arrays, without AnnData: pretrain, initialise, cluster.
+
+:mod:`scdeep_core.api` reads an AnnData's keys, prepares the data, calls this recipe and writes
+the result back; the CLI, the dashboard's training processes and ``bench`` all reach it through
+the API, so what they time or show is what ``fit`` does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from copy import deepcopy
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from .config import BaseConfig
+from .constraints import PairConstraints
+from .device import model_device, resolve_device, to_device, to_numpy
+from .events import TrainingEvent
+from .graph import leiden_on_embedding
+from .kselect import KSelection, choose_k
+from .methods import hooks_for
+from .pp import PreparedData
+from .progress import RunPlan
+from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
+from .train import pretrain as train_autoencoder
+
+# torch's global generator seeds the weight initialisation; runs in other threads must not interleave.
+_SEED_LOCK = threading.Lock()
+
+
+@dataclass
+class Pretrained:
+    """A pretrained autoencoder with everything its clustering stage needs.
+
+    Returned by :func:`scdeep_core.pretrain`; :func:`scdeep_core.recluster` runs the clustering
+    stage from it with any k without pretraining again (the network weights here are never modified).
+    """
+
+    method: str
+    cfg: BaseConfig
+    data: PreparedData
+    hooks: MethodHooks
+    model: torch.nn.Module
+    z: np.ndarray
+    truth: np.ndarray | None
+    eval_mask: np.ndarray | None
+    notes: list[str]
+    pretrain_s: float
+    history: list[dict]
+    stopped: bool = False
+    k_selection: KSelection | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return self.data.n_cells
+
+    def select_k(self) -> KSelection:
+        """The automatic choice of k on this embedding (computed once, then kept)."""
+        if self.k_selection is None:
+            self.k_selection = choose_k(self.z, n_neighbors=self.cfg.n_neighbors, seed=self.cfg.seed)
+        return self.k_selection
+
+
+@dataclass
+class Outcome:
+    """What one clustering stage produced (arrays over the prepared cells)."""
+
+    labels: np.ndarray
+    q: np.ndarray
+    z: np.ndarray
+    centroids: np.ndarray
+    stage: str  # "pretrain" (stopped before clustering), "cluster" (stopped during it) or "done"
+    converged: bool
+    epochs: int
+    delta_label: float | None
+    selection: KSelection | None
+    init_scores: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+def run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 1) -> RunPlan:
+    """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`)."""
+    return RunPlan(
+        method=cfg.method,
+        n_cells=n_cells,
+        pretrain_epochs=pretrain_epochs,
+        cluster_cap=cfg.max_cluster_epochs,
+        min_cluster_epochs=cfg.min_cluster_epochs,
+        tol=cfg.tol,
+        auto_k=cfg.n_clusters == "auto",
+        stages=stages,
+    )
+
+
+def epoch_seconds(history: list[dict], phase: str = "pretrain") -> list[float]:
+    """Durations of a phase's epochs in a history (differences of their ``elapsed``)."""
+    elapsed = [row["elapsed"] for row in history if row.get("phase") == phase]
+    return [b - a for a, b in pairwise(elapsed) if b > a]
+
+
+def pretrain(
+    data: PreparedData,
+    cfg: BaseConfig,
+    monitor: Monitor,
+    *,
+    truth: np.ndarray | None = None,
+    eval_mask: np.ndarray | None = None,
+    pairs: PairConstraints | None = None,
+    notes: list[str] | None = None,
+    stages: int = 1,
+    started: float | None = None,
+) -> Pretrained:
+    """Build the method's autoencoder (seeded) and train it on reconstruction.
+
+    Parameters
+    ----------
+    data
+        From :func:`scdeep_core.pp.prepare`.
+    cfg
+        A validated config; its method picks the hooks (:func:`scdeep_core.methods.hooks_for`).
+    monitor
+        Receives the events and keeps the history.
+    truth, eval_mask
+        Known labels of the prepared cells and which of them to score (both optional).
+    pairs
+        scDCC's constraints on the prepared cells.
+    notes
+        What preparing the data noted; carried into the result.
+    stages
+        How many clustering stages will follow (for the time left).
+    started
+        ``time.perf_counter()`` when the run began (defaults to now); ``pretrain_s`` counts from it.
+
+    Returns
+    -------
+    Pretrained
+    """
+    started = time.perf_counter() if started is None else started
+    device = resolve_device(cfg.device)
+    n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
+    with _SEED_LOCK:
+        torch.manual_seed(cfg.seed)
+        hooks = hooks_for(cfg, data, pairs, device)
+        model = hooks.build_model(data.n_genes).to(device)  # initialised on the CPU: the same weights on any device
+    monitor.truth, monitor.eval_mask = truth, eval_mask
+    monitor.set_plan(run_plan(cfg, data.n_cells, n_pretrain, stages))
+    train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
+    return Pretrained(
+        cfg.method,
+        cfg,
+        data,
+        hooks,
+        model,
+        embed(model, data),
+        truth,
+        eval_mask,
+        list(notes or []),
+        time.perf_counter() - started,
+        list(monitor.history),
+        stopped=monitor.stop_requested,
+    )
+
+
+def initial_clusters(z: np.ndarray, cfg: BaseConfig, k_selection: KSelection | None = None) -> np.ndarray:
+    """Cluster the pretrained embedding to initialise the centroids.
+
+    A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
+    :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
+    Leiden at ``cfg.resolution``.
+    """
+    if isinstance(cfg.n_clusters, int):
+        return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(z)
+    if cfg.n_clusters == "auto":
+        if k_selection is None:
+            k_selection = choose_k(z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        return k_selection.chosen_labels
+    return leiden_on_embedding(z, resolution=cfg.resolution, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+
+
+def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean embedding of each cluster ``0..max(labels)``."""
+    k = int(labels.max()) + 1
+    return np.stack([z[labels == j].mean(axis=0) for j in range(k)])
+
+
+def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.ndarray, KSelection | None]:
+    """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
+    selection = None
+    if cfg.n_clusters == "auto":
+        monitor.emit(
+            TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions...")
+        )
+        selection = (
+            pre.select_k()
+            if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
+            else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        )
+    return initial_clusters(pre.z, cfg, selection), selection
+
+
+def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
+    """The warning for a clustering stage that hit its epoch cap."""
+    shown = "n/a" if delta is None else f"{delta:.4f}"
+    return (
+        f"Not converged: after {epochs} clustering epochs (the cap, max_cluster_epochs) {shown} of the cells still "
+        f"changed cluster, above tol = {tol:g}. Labels may still move: raise max_cluster_epochs or tol."
+    )
+
+
+def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
+    """Initialise clusters on the pretrained embedding, then run the clustering stage on a copy
+    of the network (``pre`` is not changed).
+
+    Parameters
+    ----------
+    pre
+        From :func:`pretrain`.
+    cfg
+        The clustering settings (same method as ``pre``).
+    monitor
+        Receives the events; its history should already hold the pretraining rows.
+
+    Returns
+    -------
+    Outcome
+    """
+    t0 = time.perf_counter()
+    model = deepcopy(pre.model)
+    z = pre.z
+    init_labels, selection = _initialise(pre, cfg, monitor)
+    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
+    scores = monitor.score(init_labels)
+    n_init = int(init_labels.max()) + 1
+    msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
+    monitor.emit(
+        TrainingEvent(
+            "init",
+            0,
+            cfg.max_cluster_epochs,
+            n_clusters=n_init,
+            ari=scores.get("ari"),
+            nmi=scores.get("nmi"),
+            message=msg,
+        )
+    )
+    t_init = time.perf_counter()
+    notes = []
+    if selection is not None:
+        notes.append(f"Automatic choice: {selection.summary()}")
+    stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
+    delta = None
+    if n_init < 2:
+        notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
+    if stage == "cluster" and n_init >= 2:
+        pre.hooks.reseed(cfg.seed)
+        out = cluster_stage(
+            model,
+            pre.data,
+            pre.hooks,
+            cfg,
+            monitor,
+            np.random.default_rng([cfg.seed, 1]),
+            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed),
+        )
+        labels, q, z, converged, epochs, delta = out.labels, out.q, out.z, out.converged, out.epochs, out.delta_label
+        stage = "cluster" if out.stopped else "done"
+        if stage == "done" and not converged:
+            notes.append(not_converged_note(delta, cfg.tol, epochs))
+    else:
+        with torch.no_grad():
+            q = to_numpy(model.soft_assign(to_device(z, model_device(model)), cfg.alpha))
+        labels, converged, epochs = q.argmax(axis=1), False, 0
+    t_end = time.perf_counter()
+    return Outcome(
+        labels=labels,
+        q=q,
+        z=z,
+        centroids=to_numpy(model.centroids).copy(),
+        stage=stage,
+        converged=converged,
+        epochs=epochs,
+        delta_label=delta,
+        selection=selection,
+        init_scores=scores,
+        notes=notes,
+        timings={"init_s": t_init - t0, "cluster_s": t_end - t_init},
+        device=str(model_device(model)),
+    )
