@@ -23,11 +23,17 @@ import pandas as pd
 
 from .common import APP_CODE, CORE_CODE, DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
 
-SECTIONS = ["accuracy", "speed", "scaling", "cold", "load"]
+SECTIONS = ["accuracy", "speed", "scaling", "cold", "batch", "load"]
 REPORT = ROOT / "BENCHMARKS.md"  # the committed report: only a full run writes it
 SCRATCH = ROOT / "bench" / "scratch"  # where quick and partial runs go (git-ignored)
 VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
 BASELINES = ["leiden_scanpy", "leiden_k", "kmeans_pca"]
+BATCH_VARIANTS = [f"{m}_{mode}" for m in ("desc", "scdcc") for mode in ("free", "without", "with")] + [
+    "kmeans_pca",
+    "combat_kmeans_pca",
+]
+# Six groups in three batches, each batch shifting every gene by exp(N(0, 0.5)).
+BATCH_SIM = {"n_cells": 2000, "n_genes": 1000, "n_groups": 6, "n_batches": 3, "batch_effect": 0.5}
 
 
 class Checkpoint:
@@ -204,6 +210,7 @@ def write_report(
     cold: dict,
     seconds: float,
     load: dict | None = None,
+    batch: list[dict] | None = None,
     commit: str | None = None,
     resumed: bool = False,
 ) -> None:
@@ -292,9 +299,41 @@ def write_report(
             pd.DataFrame([cold]).round(2).to_markdown(index=False),
             "",
         ]
+    if batch:
+        lines += [
+            "## 5. Batch correction (`batch_key`)",
+            "",
+            f"The simulator with batches ({', '.join(f'{k}={v}' for k, v in batch[0]['sim'].items())}), "
+            f"{len({r['seed'] for r in batch})} seeds, each fit "
+            "in a fresh process with the method's defaults and the true k. `*_free`: the same simulation without "
+            "batches; `*_without`: batches, no `batch_key`; `*_with`: `batch_key='batch'`. Baselines: scanpy's path "
+            "(KMeans on PCA) without and with `sc.pp.combat`. iLISI (0: batches apart, 1: mixed) and batch ASW "
+            "within the true groups are measured on the embedding the clusters come from.",
+            "",
+            batch_table(batch),
+            "",
+        ]
     if load:
-        lines += ["## 5. Several users at once", "", load_table(load), ""]
+        lines += ["## 6. Several users at once", "", load_table(load), ""]
     out.write_text("\n".join(lines))
+
+
+def batch_table(rows: list[dict]) -> str:
+    """Mean ± SD over seeds of each batch variant's ARI and batch mixing."""
+    df = pd.DataFrame(rows)
+    cols = [c for c in ("ari", "ilisi", "batch_asw", "wall_s") if c in df]
+    stats = df.groupby("variant", sort=False)[cols].agg(["mean", "std"])
+    table = pd.DataFrame(
+        {
+            c: [
+                "-" if pd.isna(m) else f"{m:.3f} ± {0 if pd.isna(s) else s:.3f}"
+                for m, s in zip(stats[(c, "mean")], stats[(c, "std")], strict=True)
+            ]
+            for c in cols
+        },
+        index=stats.index,
+    )
+    return table.reset_index().to_markdown(index=False)
 
 
 def load_table(load: dict) -> str:
@@ -463,6 +502,16 @@ def main(argv: list[str] | None = None) -> int:
             data10k.write_h5ad(p)
             cold = checkpoint.run("cold", "bench.coldstart", {"path": str(p), "k": k})
             log(f"cold start: {json.dumps(cold)}")
+        batch = []
+        if "batch" in sections:
+            sim = {**BATCH_SIM, "n_cells": 600, "n_genes": 400} if args.quick else BATCH_SIM
+            for variant in BATCH_VARIANTS:
+                for seed in seeds:
+                    answer = checkpoint.run(
+                        f"batch__{variant}__{seed}", "bench.batch", {"variant": variant, "seed": seed, "sim": sim}
+                    )
+                    batch.append({"variant": variant, "seed": seed, "sim": sim, **answer})
+                    log(f"batch {variant} seed {seed}: {json.dumps(answer)}")
     load = {}
     if "load" in sections and not args.quick:
         load = checkpoint.run("load", "bench.load", {"sessions": 5}, code="app")
@@ -487,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         cold,
         time.perf_counter() - t0,
         load,
+        batch,
         ", ".join(sorted(checkpoint.commits)) or git_commit(),
         args.resume,
     )

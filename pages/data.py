@@ -53,6 +53,16 @@ if source == "Built-in dataset":
             dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05),
             seed=int(c3.number_input("seed", 0, 10**6, 0)),
         )
+        n_batches = c1.slider(
+            "batches", 1, 6, 1, key="sim_batches", help="Cells spread over batches that shift every gene's level."
+        )
+        if n_batches > 1:  # a technical effect on top of the same groups: try the batch column on Train
+            params.update(
+                n_batches=n_batches,
+                batch_effect=c2.slider(
+                    "batch effect", 0.0, 2.0, 0.5, 0.1, key="sim_batch_effect", help="SD of the per-gene log shift."
+                ),
+            )
     if st.button("Load dataset", type="primary", key="load_builtin"):
         load(
             lambda: datasets.load_builtin(which, **params),
@@ -133,19 +143,19 @@ if not info.get("integer", True):
 
 obs = adata.obs
 ours = result_columns(adata)  # clusters of earlier runs are not labels
-candidates = [
-    c
-    for c in obs.columns
-    if c not in ours and 1 < obs[c].nunique() <= min(200, adata.n_obs // 2) and not pd.api.types.is_float_dtype(obs[c])
-]
-batchy = [c for c in candidates if any(w in c.lower() for w in ("batch", "sample", "donor", "plate"))]
+candidates = pp.grouping_columns(adata, exclude=ours)
+batchy = [c for c in candidates if pp.looks_like_batch(c)]
 if candidates:
     st.markdown(
         "**Columns that look like labels:** "
         + ", ".join(f"`{c}` ({obs[c].nunique()})" for c in candidates if c not in batchy)
     )
 if batchy:
-    st.markdown("**Columns that look like batches:** " + ", ".join(f"`{c}`" for c in batchy))
+    st.markdown(
+        "**Columns that look like batches:** "
+        + ", ".join(f"`{c}`" for c in batchy)
+        + " (choose one as the batch column on **Train** to correct for it)"
+    )
 options = [None] + list(obs.columns)
 ss.label_key = st.selectbox(
     "Known labels (used only to score clusterings)",

@@ -42,11 +42,13 @@ if k_selection_of(result) is not None:
         k_selection_panel(result, where="explore")
 
 annotated = annotation_column(key) in adata.obs
+batch_key = result.config.get("batch_key")  # the run's own batch column: is the embedding mixed?
 options = (
     ["cluster"]
     + (["cell type (your names)"] if annotated else [])
     + ["confidence (max q)", "entropy of q"]
     + ([f"label: {ss.label_key}"] if ss.label_key else [])
+    + ([f"batch: {batch_key}"] if batch_key in adata.obs else [])
     + ["other obs column", "gene"]
 )
 colour = st.radio("Colour by", options, horizontal=True, key="colour_by")
@@ -61,6 +63,8 @@ elif colour.startswith("entropy"):
     values, colour_title = adata.obs[f"{key}_entropy"], "entropy"
 elif colour.startswith("label"):
     column = ss.label_key
+elif colour.startswith("batch"):
+    column = batch_key
 elif colour == "other obs column":
     col = st.selectbox("column", list(adata.obs.columns), key="obs_col")
     values, colour_title = adata.obs[col], col

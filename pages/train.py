@@ -22,6 +22,8 @@ from scdeep_core import figures, progress
 from scdeep_core.config import CONFIG_CLASSES, ConfigError, ConstraintConfig, Setting, settings
 from scdeep_core.device import resolve_device
 from scdeep_core.jobs import BusyError, TrainingJob
+from scdeep_core.pp import grouping_columns
+from scdeep_core.results import result_columns
 
 require_app()
 ss = st.session_state
@@ -43,7 +45,7 @@ defaults = cls()
 fields = {f.name: f for f in dataclasses.fields(cls)}
 # The form is made from the config's fields (scdeep_core.config.settings): a field is described once.
 # These have widgets of their own on this page:
-SET_ELSEWHERE = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints"}
+SET_ELSEWHERE = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints", "batch_key"}
 FORM = [s for s in settings([cls]) if s.name not in SET_ELSEWHERE]
 
 
@@ -68,6 +70,19 @@ def setting_widget(setting: Setting, col) -> None:
         key=key,
     )
 
+
+NO_BATCH = "none: no batch correction"
+BATCH_OPTIONS = [NO_BATCH] + grouping_columns(ss.adata, exclude=result_columns(ss.adata))
+batch_choice = st.selectbox(
+    "Batch column (optional): correct for samples, donors or runs",
+    BATCH_OPTIONS,
+    index=BATCH_OPTIONS.index(ss.get("batch_key")) if ss.get("batch_key") in BATCH_OPTIONS else 0,
+    help=fields["batch_key"].metadata["help"],
+    key="batch_select",
+)
+ss.batch_key = None if batch_choice == NO_BATCH else batch_choice
+if ss.batch_key is not None:
+    st.caption(f"{ss.adata.obs[ss.batch_key].nunique()} batches in `{ss.batch_key}`.")
 
 st.subheader("Clusters")
 K_MODES = {
@@ -156,6 +171,7 @@ def build_config():
     values = {s.name: ss.get(f"hp_{method}_{s.name}", s.defaults[method]) for s in FORM}
     values["hidden_dims"] = tuple(int(v) for v in str(ss.get(f"hp_{method}_hidden", "")).split(",") if v.strip())
     values["pretrain_epochs"] = int(ss.get(f"hp_{method}_pre", 0)) or None
+    values["batch_key"] = ss.get("batch_key")
     mode = ss.get("k_mode", "auto")
     if mode == "k":
         values.update(n_clusters=int(ss.hp_k), resolution=1.0)

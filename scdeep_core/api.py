@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import constraints as cons
-from . import recipe
+from . import metrics, recipe
 from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
 from .device import resolve_device
 from .errors import InputError
@@ -28,6 +28,41 @@ def check_label_key(adata: ad.AnnData, label_key: str | None) -> None:
     """Raise :class:`InputError` naming the available columns if ``label_key`` is not in ``obs``."""
     if label_key is not None and label_key not in adata.obs.columns:
         raise InputError(f"Label column {label_key!r} is not in obs. Available columns: {list(adata.obs.columns)}.")
+
+
+def batch_of(adata: ad.AnnData, batch_key: str | None) -> tuple[np.ndarray | None, list[str]]:
+    """Each cell's batch from ``obs[batch_key]`` (``None`` without one) and notes.
+
+    Raises
+    ------
+    InputError
+        The column is missing, has cells without a batch, or has so many values that it
+        cannot be a batch (a per-cell column such as barcodes or counts).
+    """
+    if batch_key is None:
+        return None, []
+    if batch_key not in adata.obs.columns:
+        raise InputError(
+            f"Batch column {batch_key!r} is not in obs. Available columns: {list(adata.obs.columns)}. "
+            "Choose the column naming each cell's sample, donor or run, or run without a batch column."
+        )
+    values = adata.obs[batch_key]
+    missing = int(values.isna().sum())
+    if missing:
+        raise InputError(
+            f"{missing} cells have no value in the batch column {batch_key!r}: fill them in (e.g. 'unknown') "
+            "or drop those cells."
+        )
+    n_values = int(values.nunique())
+    if n_values < 2:
+        return None, [f"Batch column {batch_key!r} has a single value: no batch correction was needed."]
+    if n_values > max(2, adata.n_obs // 2):
+        raise InputError(
+            f"Batch column {batch_key!r} has {n_values:,} different values for {adata.n_obs:,} cells: it looks like "
+            "a per-cell column (barcodes, counts), not batches. Choose the column naming each cell's sample, donor "
+            "or run."
+        )
+    return values.astype(str).to_numpy(dtype=object), []
 
 
 def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) -> cons.PairConstraints | None:
@@ -117,12 +152,13 @@ def pretrain(
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)
     monitor.emit(TrainingEvent("prepare", 0, 0, message="Preparing the data: normalising, selecting genes, scaling..."))
-    data = prepare(adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value)
+    batch, batch_notes = batch_of(adata, cfg.batch_key)
+    data = prepare(adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value, batch=batch)
     _check_k(cfg, data.n_cells, " left after dropping all-zero cells")
     truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
     pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None
     eval_mask = None
-    notes = list(data.notes) + (pairs.notes if pairs is not None else [])
+    notes = batch_notes + list(data.notes) + (pairs.notes if pairs is not None else [])
     if truth is not None:
         eval_mask = pd.notna(pd.Series(truth)).to_numpy()
         if pairs is not None:
@@ -178,6 +214,11 @@ def recluster(
         raise ConfigError(
             f"A {type(cfg).__name__} cannot re-cluster a {pretrained.method} model: give a {pretrained.method} config."
         )
+    if cfg.batch_key != pretrained.cfg.batch_key:
+        raise ConfigError(
+            f"batch_key {cfg.batch_key!r} differs from the pretrained model's {pretrained.cfg.batch_key!r}: the batch "
+            "correction is part of pretraining, so pretrain again to change it."
+        )
     _check_k(cfg, pretrained.n_cells, " used for training")
     if adata.n_obs != len(pretrained.data.cell_mask):
         raise InputError(
@@ -219,6 +260,7 @@ def recluster(
         delta_label=out.delta_label,
         k_selection=out.selection,
         init_scores=out.init_scores,
+        batch_scores=_batch_mixing(pretrained, out.z, out.labels),
     )
     result.versions["device"] = out.device  # where it trained: part of what reproduces it
     if copy:
@@ -237,6 +279,25 @@ def recluster(
         )
     )
     return result
+
+
+def _batch_mixing(pre: Pretrained, z: np.ndarray, labels: np.ndarray, max_cells: int = 10_000) -> dict[str, float]:
+    """iLISI and batch ASW of the final embedding, when the run had batches (on at most ``max_cells``
+    cells, seeded, so large data stays quick). Groups for the ASW: the known labels where given,
+    else the clusters."""
+    batch = pre.data.batch
+    if batch is None:
+        return {}
+    rows = np.arange(len(batch))
+    if len(rows) > max_cells:
+        rows = np.sort(np.random.default_rng(pre.cfg.seed).choice(rows, max_cells, replace=False))
+    groups = labels
+    if pre.truth is not None and pd.notna(pd.Series(pre.truth)).all():
+        groups = pre.truth
+    return {
+        "ilisi": metrics.ilisi(z[rows], batch[rows]),
+        "batch_asw": metrics.batch_asw(z[rows], batch[rows], np.asarray(groups)[rows]),
+    }
 
 
 def fit(

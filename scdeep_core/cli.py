@@ -250,7 +250,7 @@ def run_fit(args: argparse.Namespace) -> int:
             add_umap(adata, result.key, seed=cfg.seed, engine=args.umap)
     for result in runs:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
-        scores = " ".join(f"{k.upper()}={v:.3f}" for k, v in result.scores.items())
+        scores = " ".join(result.score_parts())
         how = " (automatic)" if result.k_selection is not None else ""
         print(
             f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s "

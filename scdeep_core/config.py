@@ -102,6 +102,13 @@ class BaseConfig:
         (10, None),
         label="genes used (most variable)",
     )
+    batch_key: str | None = _f(
+        None,
+        "obs column naming each cell's batch (sample, donor, sequencing run) to correct for: genes are chosen and "
+        "scaled within each batch, and scDCC also gives the batch to its encoder and decoder. Not set: no batch "
+        "correction.",
+        label="batch column",
+    )
     scale_max_value: float = _f(
         10.0,
         "Clip scaled values at +/- this many standard deviations.",
@@ -190,6 +197,8 @@ class BaseConfig:
         _check_bounds(self)
         if any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"hidden_dims must be positive integers, got {self.hidden_dims}.")
+        if self.batch_key is not None and (not isinstance(self.batch_key, str) or not self.batch_key.strip()):
+            raise ConfigError(f"batch_key must be an obs column name or None, got {self.batch_key!r}.")
         if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
 

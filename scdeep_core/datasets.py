@@ -44,6 +44,8 @@ def simulate_counts(
     dropout: float = 0.2,
     dispersion: float = 0.3,
     library_sd: float = 0.3,
+    n_batches: int = 1,
+    batch_effect: float = 0.5,
     seed: int = 0,
 ) -> ad.AnnData:
     """Labelled counts from a negative-binomial model of cell groups.
@@ -53,14 +55,21 @@ def simulate_counts(
     library sizes (``library_sd``) and counts are NB(mean, 1/dispersion), then a fraction
     ``dropout`` of non-zero entries is zeroed. Group sizes vary (Dirichlet).
 
+    With ``n_batches`` > 1 every cell is also put in a random batch (the same groups in every
+    batch) and each batch scales every gene's mean by its own factor ``exp(N(0, batch_effect))``:
+    a technical effect on top of the same biology. The batch draws come from a separate random
+    stream, so the group sizes, marker genes and base means are those of the batch-free simulation
+    with the same seed (the count noise and the cells' order differ).
+
     Returns
     -------
     AnnData
         Counts in ``X`` and ``layers["counts"]``; ``obs["group"]`` the true groups;
-        ``var["de_group"]`` the group a gene marks (-1 for none).
+        ``var["de_group"]`` the group a gene marks (-1 for none); ``obs["batch"]`` with
+        ``n_batches`` > 1.
     """
-    if n_groups < 1 or n_cells < n_groups or n_genes < 2:
-        raise ValueError("simulate_counts needs n_groups >= 1, n_cells >= n_groups and n_genes >= 2.")
+    if n_groups < 1 or n_cells < n_groups or n_genes < 2 or n_batches < 1:
+        raise ValueError("simulate_counts needs n_groups >= 1, n_cells >= n_groups, n_genes >= 2 and n_batches >= 1.")
     rng = np.random.default_rng(seed)
     sizes = rng.multinomial(n_cells - n_groups, rng.dirichlet(np.full(n_groups, 5.0))) + 1
     group = np.repeat(np.arange(n_groups), sizes)
@@ -74,6 +83,10 @@ def simulate_counts(
         de_group[genes] = g
     library = rng.lognormal(0.0, library_sd, size=n_cells)
     mean = base[None, :] * np.exp(log_fc[group]) * library[:, None]
+    if n_batches > 1:
+        batch_rng = np.random.default_rng([seed, 1])
+        batch = batch_rng.integers(0, n_batches, size=n_cells)
+        mean *= np.exp(batch_rng.normal(0.0, batch_effect, size=(n_batches, n_genes)))[batch]
     shape = 1.0 / dispersion
     counts = rng.poisson(rng.gamma(shape, mean / shape)).astype(np.float32)
     counts[(counts > 0) & (rng.random(counts.shape) < dropout)] = 0
@@ -82,6 +95,8 @@ def simulate_counts(
     obs = pd.DataFrame(
         {"group": pd.Categorical([f"group{g}" for g in group[order]])}, index=[f"cell{i}" for i in range(n_cells)]
     )
+    if n_batches > 1:
+        obs["batch"] = pd.Categorical([f"batch{b}" for b in batch[order]])
     var = pd.DataFrame({"de_group": de_group}, index=[f"gene{j}" for j in range(n_genes)])
     adata = ad.AnnData(X=m, obs=obs, var=var)
     adata.layers["counts"] = m.copy()

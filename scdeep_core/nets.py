@@ -40,6 +40,10 @@ class ClusteringAutoencoder(nn.Module):
         ``"tanh"`` (DESC) or ``"linear"`` (scDCC).
     dropout
         Dropout after hidden layers (DESC uses 0.2 in pretraining).
+    n_batches
+        With 1 or more, the network is batch-conditional, as scDeepCluster's batch variant: the
+        cell's one-hot batch is appended to the encoder's input and to the decoder's input z, so
+        the embedding need not carry the batch and the decoder restores it.
     """
 
     def __init__(
@@ -50,14 +54,16 @@ class ClusteringAutoencoder(nn.Module):
         output: str = "mse",
         latent_activation: str = "linear",
         dropout: float = 0.0,
+        n_batches: int = 0,
     ) -> None:
         super().__init__()
         hidden_dims = list(hidden_dims)
-        self.encoder_hidden = _mlp([n_input, *hidden_dims], dropout)
-        last = hidden_dims[-1] if hidden_dims else n_input
+        self.n_batches = n_batches
+        self.encoder_hidden = _mlp([n_input + n_batches, *hidden_dims], dropout)
+        last = hidden_dims[-1] if hidden_dims else n_input + n_batches
         self.to_latent = nn.Linear(last, latent_dim)
         self.latent_activation = nn.Tanh() if latent_activation == "tanh" else nn.Identity()
-        decoder_dims = [latent_dim, *reversed(hidden_dims)]
+        decoder_dims = [latent_dim + n_batches, *reversed(hidden_dims)]
         self.decoder_hidden = _mlp(decoder_dims, dropout)
         n_out = 3 * n_input if output == "zinb" else n_input
         # One matmul for the three ZINB heads; losses.zinb_heads splits them.
@@ -65,13 +71,20 @@ class ClusteringAutoencoder(nn.Module):
         self.output = output
         self.centroids = nn.Parameter(torch.zeros(0, latent_dim), requires_grad=False)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Embedding z of input x."""
-        return self.latent_activation(self.to_latent(self.encoder_hidden(x)))
+    def _with_batch(self, t: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        if not self.n_batches:
+            return t  # not batch-conditional: a batch given anyway is ignored
+        if b is None:
+            raise ValueError("This network is batch-conditional: give each cell's one-hot batch.")
+        return torch.cat([t, b], dim=1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        """Embedding z of input x (and one-hot batch b, for a batch-conditional network)."""
+        return self.latent_activation(self.to_latent(self.encoder_hidden(self._with_batch(x, b))))
+
+    def decode(self, z: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction (MSE) or raw concatenated ZINB head outputs."""
-        return self.output_layer(self.decoder_hidden(z))
+        return self.output_layer(self.decoder_hidden(self._with_batch(z, b)))
 
     def set_centroids(self, centroids: torch.Tensor) -> None:
         """Install initial cluster centres (moved to the model's device) and make them trainable."""

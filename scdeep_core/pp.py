@@ -106,6 +106,28 @@ def filter_cells_genes(
     return out, notes
 
 
+BATCH_WORDS = ("batch", "sample", "donor", "plate", "run", "lane", "library")
+
+
+def grouping_columns(adata: ad.AnnData, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """``obs`` columns that group cells (2..200 values, at most one per two cells, not floats): the
+    candidates for known labels and for a batch column. ``exclude``: columns to leave out (e.g.
+    the clusters of earlier runs)."""
+    obs = adata.obs
+    return [
+        c
+        for c in obs.columns
+        if c not in exclude
+        and 1 < obs[c].nunique() <= min(200, adata.n_obs // 2)
+        and not pd.api.types.is_float_dtype(obs[c])
+    ]
+
+
+def looks_like_batch(column: str) -> bool:
+    """Whether a column's name says it holds batches (sample, donor, plate, run...)."""
+    return any(word in column.lower() for word in BATCH_WORDS)
+
+
 def size_factors(counts: sp.spmatrix | np.ndarray) -> np.ndarray:
     """Library size of each cell divided by the median library size (scDCC's size factors)."""
     lib = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
@@ -119,7 +141,9 @@ class PreparedData:
 
     The network input is ``clip((log_norm - gene_mean) / gene_std, ±max_value)``; it is
     computed per minibatch from the sparse ``log_norm`` so memory stays proportional to
-    the non-zeros (100k cells fit easily).
+    the non-zeros (100k cells fit easily). With batches, ``batch`` holds each cell's batch code
+    (``batch_names`` its names), and ``gene_mean`` and ``gene_std`` have one row per batch
+    (genes scaled within each batch).
     """
 
     log_norm: sp.csr_matrix  # cells x genes, normalised + log1p
@@ -131,6 +155,8 @@ class PreparedData:
     counts: sp.csr_matrix | None = None  # raw counts of the same genes (scDCC)
     size_factors: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    batch: np.ndarray | None = None  # batch code of each cell
+    batch_names: list[str] = field(default_factory=list)
 
     @property
     def n_cells(self) -> int:
@@ -140,13 +166,53 @@ class PreparedData:
     def n_genes(self) -> int:
         return self.log_norm.shape[1]
 
+    @property
+    def n_batches(self) -> int:
+        """Number of batches (0 without a batch column)."""
+        return len(self.batch_names)
+
     def scaled_input(self, rows: np.ndarray | slice) -> np.ndarray:
         """Dense scaled network input for the given cells (float32)."""
         dense = self.log_norm[rows].toarray()
-        dense -= self.gene_mean
-        dense /= self.gene_std
+        if self.gene_mean.ndim == 2:  # scaled within each batch
+            codes = self.batch[rows]
+            dense -= self.gene_mean[codes]
+            dense /= self.gene_std[codes]
+        else:
+            dense -= self.gene_mean
+            dense /= self.gene_std
         np.clip(dense, -self.max_value, self.max_value, out=dense)
         return dense
+
+    def batch_onehot(self, rows: np.ndarray | slice) -> np.ndarray | None:
+        """One-hot batch of the given cells (float32), or ``None`` without batches."""
+        if self.batch is None:
+            return None
+        return np.eye(self.n_batches, dtype=np.float32)[self.batch[rows]]
+
+
+def _gene_scaling(log_norm: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation of every gene (1 where a gene does not vary)."""
+    mean = np.asarray(log_norm.mean(axis=0)).ravel()
+    sq_mean = np.asarray(log_norm.multiply(log_norm).mean(axis=0)).ravel()
+    n = log_norm.shape[0]
+    var = (sq_mean - mean**2) * n / max(n - 1, 1)
+    std = np.sqrt(np.maximum(var, 0))
+    std[std == 0] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _batch_codes(batch: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Batch codes 0..n-1 of each cell and the batch names (sorted), refusing tiny batches."""
+    codes, names = pd.factorize(pd.Series(batch).astype(str), sort=True)
+    sizes = np.bincount(codes, minlength=len(names))
+    if (sizes < 2).any():
+        tiny = [str(names[i]) for i in np.flatnonzero(sizes < 2)][:5]
+        raise InputError(
+            f"Batch {', '.join(map(repr, tiny))} has fewer than 2 cells with counts: genes cannot be scaled "
+            "within it. Merge it into another batch, drop its cells, or run without a batch column."
+        )
+    return codes.astype(np.int64), [str(n) for n in names]
 
 
 def prepare(
@@ -155,6 +221,7 @@ def prepare(
     method: str,
     n_top_genes: int = 2000,
     max_value: float = 10.0,
+    batch: np.ndarray | None = None,
 ) -> PreparedData:
     """Preprocess ``adata`` the way ``method`` expects, without modifying it.
 
@@ -162,6 +229,12 @@ def prepare(
     clipped. scDCC: size factors (library / median), normalised, log1p, HVGs, z-scored
     and clipped as input; the raw counts of the same genes and the size factors as the
     ZINB target. All-zero cells and genes are dropped with a note.
+
+    With ``batch`` (one value per cell of ``adata``), highly variable genes are chosen within
+    each batch and ranked by how many batches share them (scanpy's ``batch_key``), and the network
+    input is z-scored within each batch (DESC's ``scale_bygroup``). scDCC also gets the batch as
+    an input of its encoder and decoder (see :class:`~scdeep_core.nets.ClusteringAutoencoder`),
+    while its ZINB target stays the raw counts.
 
     Raises
     ------
@@ -193,6 +266,7 @@ def prepare(
         raise InputError("Fewer than 2 cells or genes have any non-zero value: nothing to cluster.")
     counts = counts[cell_mask][:, gene_mask]
     genes = adata.var_names[gene_mask]
+    codes, batch_names = _batch_codes(np.asarray(batch)[cell_mask]) if batch is not None else (None, [])
 
     sf = size_factors(counts)
     if method == "scdcc":
@@ -204,25 +278,32 @@ def prepare(
 
     if n_top_genes < log_norm.shape[1]:
         tmp = ad.AnnData(X=log_norm, var=pd.DataFrame(index=genes))
-        sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor="seurat")
+        if codes is not None:
+            tmp.obs["batch"] = pd.Categorical(codes)
+        sc.pp.highly_variable_genes(
+            tmp, n_top_genes=n_top_genes, flavor="seurat", batch_key="batch" if codes is not None else None
+        )
         hvg = tmp.var["highly_variable"].to_numpy()
         log_norm, counts, genes = log_norm[:, hvg], counts[:, hvg], genes[hvg]
         notes.append(f"Kept {int(hvg.sum())} highly variable genes.")
 
-    mean = np.asarray(log_norm.mean(axis=0)).ravel()
-    sq_mean = np.asarray(log_norm.multiply(log_norm).mean(axis=0)).ravel()
-    n = log_norm.shape[0]
-    var = (sq_mean - mean**2) * n / max(n - 1, 1)
-    std = np.sqrt(np.maximum(var, 0))
-    std[std == 0] = 1.0
+    log_norm = log_norm.tocsr()
+    if codes is not None:
+        per_batch = [_gene_scaling(log_norm[codes == b]) for b in range(len(batch_names))]
+        mean, std = np.stack([m for m, _ in per_batch]), np.stack([s for _, s in per_batch])
+        notes.append(f"Genes scaled within each of {len(batch_names)} batches.")
+    else:
+        mean, std = _gene_scaling(log_norm)
     return PreparedData(
-        log_norm=log_norm.tocsr(),
-        gene_mean=mean.astype(np.float32),
-        gene_std=std.astype(np.float32),
+        log_norm=log_norm,
+        gene_mean=mean,
+        gene_std=std,
         max_value=float(max_value),
         genes=genes,
         cell_mask=cell_mask,
         counts=counts.tocsr() if method == "scdcc" else None,
         size_factors=sf if method == "scdcc" else None,
         notes=notes,
+        batch=codes,
+        batch_names=batch_names,
     )

@@ -68,6 +68,7 @@ class ClusteringResult:
     delta_label: float | None = None  # fraction of cells that changed cluster at the last check
     k_selection: KSelection | None = None  # the scan behind an automatic k
     init_scores: dict[str, float] = field(default_factory=dict)  # scores of the initial clustering
+    batch_scores: dict[str, float] = field(default_factory=dict)  # batch mixing (ilisi, batch_asw) with a batch_key
     pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
     adata: Any = field(default=None, repr=False, compare=False)  # the annotated copy when fit(..., copy=True)
 
@@ -105,10 +106,16 @@ class ClusteringResult:
         )
         return f"NOT converged: hit the cap of {epochs} clustering epochs ({shown})"
 
+    def score_parts(self) -> list[str]:
+        """Each score as ``NAME=value``: against the labels, then batch mixing (when it had batches)."""
+        parts = [f"{name.upper()}={value:.3f}" for name, value in self.scores.items()]
+        shown = {"ilisi": "iLISI", "batch_asw": "batch_ASW"}
+        return parts + [f"{shown.get(n, n)}={v:.2f}" for n, v in self.batch_scores.items() if np.isfinite(v)]
+
     def summary(self) -> str:
         """One line: method, k (and how it was chosen), scores, wall time, convergence."""
         parts = [f"{self.method}: k={self.n_clusters}" + (" (automatic)" if self.k_selection is not None else "")]
-        parts += [f"{name.upper()}={value:.3f}" for name, value in self.scores.items()]
+        parts += self.score_parts()
         if "total_s" in self.timings:
             parts.append(f"time={self.timings['total_s']:.1f}s")
         parts.append(self.convergence())
@@ -155,6 +162,7 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
             "max_cluster_epochs": int(result.config.get("max_cluster_epochs", 0)),
         },
         "init_scores": {k: float(v) for k, v in result.init_scores.items()},
+        "batch_scores": {k: float(v) for k, v in result.batch_scores.items()},
     }
     if result.k_selection is not None:
         adata.uns[key]["k_selection"] = result.k_selection.to_uns()
@@ -232,6 +240,7 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
         delta_label=None if delta is None or np.isnan(delta) else float(delta),
         k_selection=KSelection.from_uns(info["k_selection"]) if "k_selection" in info else None,
         init_scores=dict(info.get("init_scores", {})),
+        batch_scores=dict(info.get("batch_scores", {})),
     )
 
 

@@ -37,11 +37,15 @@ class Batch:
     nz_flat_index: torch.Tensor | None = None
     nz_counts: torch.Tensor | None = None
     nz_lgamma: torch.Tensor | None = None
+    b: torch.Tensor | None = None  # one-hot batch, when the data has batches
 
 
 def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool, device: torch.device) -> Batch:
     """Materialise the cells ``rows`` of ``data`` as dense float32 tensors on ``device``."""
     batch = Batch(rows=rows, x=to_device(data.scaled_input(rows), device))
+    onehot = data.batch_onehot(rows)
+    if onehot is not None:
+        batch.b = to_device(onehot, device)
     if with_counts and data.counts is not None:
         sub: sp.csr_matrix = data.counts[rows]
         row_ids = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr))
@@ -63,10 +67,11 @@ def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) ->
     """Noise-free embedding of every cell (evaluation mode)."""
     was_training, device = model.training, model_device(model)
     model.eval()
-    parts = [
-        model.encode(to_device(data.scaled_input(rows), device))
-        for rows in iterate_batches(data.n_cells, batch_size, None)
-    ]
+    parts = []
+    for rows in iterate_batches(data.n_cells, batch_size, None):
+        onehot = data.batch_onehot(rows)
+        b = to_device(onehot, device) if onehot is not None else None
+        parts.append(model.encode(to_device(data.scaled_input(rows), device), b))
     model.train(was_training)
     return to_numpy(torch.cat(parts))
 

@@ -123,6 +123,8 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
         "_h5ad_download",
         "annotation_edits",
         "colour_by",
+        "batch_key",  # a column of the old data
+        "batch_select",
         "standard_labels",
         "learn_genes_of",
         "learn_genes",

@@ -44,7 +44,12 @@ class SCDCCHooks(MethodHooks):
 
     def build_model(self, n_genes: int) -> ClusteringAutoencoder:
         return ClusteringAutoencoder(
-            n_genes, self.cfg.hidden_dims, self.cfg.latent_dim, output="zinb", latent_activation="linear"
+            n_genes,
+            self.cfg.hidden_dims,
+            self.cfg.latent_dim,
+            output="zinb",
+            latent_activation="linear",
+            n_batches=self.data.n_batches,  # batch-conditional with a batch column (scDeepCluster's batch variant)
         )
 
     def _noisy(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,11 +59,16 @@ class SCDCCHooks(MethodHooks):
 
     def _zinb(self, model: ClusteringAutoencoder, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         return zinb_nll_fused(
-            model.decode(z), batch.size_factors, batch.nz_flat_index, batch.nz_counts, batch.nz_lgamma, self.cfg.ridge
+            model.decode(z, batch.b),
+            batch.size_factors,
+            batch.nz_flat_index,
+            batch.nz_counts,
+            batch.nz_lgamma,
+            self.cfg.ridge,
         )
 
     def pretrain_losses(self, model: ClusteringAutoencoder, batch: Batch) -> dict[str, torch.Tensor]:
-        loss = self._zinb(model, batch, model.encode(self._noisy(batch.x)))
+        loss = self._zinb(model, batch, model.encode(self._noisy(batch.x), batch.b))
         return {"total": loss, "zinb": loss.detach()}
 
     def cluster_optimizer(self, model: ClusteringAutoencoder) -> torch.optim.Optimizer:
@@ -66,8 +76,8 @@ class SCDCCHooks(MethodHooks):
 
     def cluster_losses(self, model: ClusteringAutoencoder, batch: Batch, p: torch.Tensor) -> dict[str, torch.Tensor]:
         # Reconstruction from the noisy input; soft assignment from the clean one.
-        zinb = self._zinb(model, batch, model.encode(self._noisy(batch.x)))
-        q = model.soft_assign(model.encode(batch.x), self.cfg.alpha)
+        zinb = self._zinb(model, batch, model.encode(self._noisy(batch.x), batch.b))
+        q = model.soft_assign(model.encode(batch.x, batch.b), self.cfg.alpha)
         kl = kl_clustering(p, q)
         total = self.cfg.gamma * kl + zinb
         return {"total": total, "kl": kl.detach(), "zinb": zinb.detach()}
@@ -88,8 +98,11 @@ class SCDCCHooks(MethodHooks):
             total, n = 0.0, 0
             for idx in iterate_batches(len(pairs), self.cfg.batch_size, rng):
                 a, b = pairs[idx, 0], pairs[idx, 1]
-                x = to_device(self.data.scaled_input(np.concatenate([a, b])), self.device)
-                q = model.soft_assign(model.encode(x), self.cfg.alpha)
+                cells = np.concatenate([a, b])
+                x = to_device(self.data.scaled_input(cells), self.device)
+                onehot = self.data.batch_onehot(cells)
+                batch = to_device(onehot, self.device) if onehot is not None else None
+                q = model.soft_assign(model.encode(x, batch), self.cfg.alpha)
                 loss = loss_fn(q[: len(a)], q[len(a) :])
                 optimizer.zero_grad(set_to_none=True)
                 (weight * loss).backward()
