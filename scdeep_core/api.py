@@ -16,6 +16,7 @@ from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
 from .device import resolve_device
 from .errors import InputError
 from .events import Callback, StopToken, TrainingEvent
+from .log import note, noted
 from .pp import PreparedData, prepare
 from .recipe import Pretrained
 from .results import ClusteringResult, write_to_adata
@@ -55,7 +56,7 @@ def batch_of(adata: ad.AnnData, batch_key: str | None) -> tuple[np.ndarray | Non
         )
     n_values = int(values.nunique())
     if n_values < 2:
-        return None, [f"Batch column {batch_key!r} has a single value: no batch correction was needed."]
+        return None, noted(f"Batch column {batch_key!r} has a single value: no batch correction was needed.")
     if n_values > max(2, adata.n_obs // 2):
         raise InputError(
             f"Batch column {batch_key!r} has {n_values:,} different values for {adata.n_obs:,} cells: it looks like "
@@ -164,9 +165,10 @@ def pretrain(
         if pairs is not None:
             eval_mask &= ~pairs.used_cells
         if not eval_mask.any():
-            notes.append(
+            note(
+                notes,
                 f"No held-out labelled cells: every cell of {label_key!r} is missing or was used for constraints, "
-                "so ARI/NMI/ACC are not reported."
+                "so ARI/NMI/ACC are not reported.",
             )
     return recipe.pretrain(
         data, cfg, monitor, truth=truth, eval_mask=eval_mask, pairs=pairs, notes=notes, stages=_stages, started=t_start

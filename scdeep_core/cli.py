@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import time
@@ -204,6 +205,21 @@ class _Progress:
             self.bar.close()
 
 
+class _NoteFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{'warning' if record.levelno >= logging.WARNING else 'note'}: {record.getMessage()}"
+
+
+def show_notes() -> logging.Handler:
+    """Print the library's notes (``note: ...``) and warnings (``warning: ...``) on stderr as they happen."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoteFormatter())
+    logger = logging.getLogger("scdeep_core")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
 def run_fit(args: argparse.Namespace) -> int:
     from . import api, datasets, io, results
 
@@ -220,9 +236,6 @@ def run_fit(args: argparse.Namespace) -> int:
         adata = datasets.load_builtin(args.input.split(":", 1)[1])
     else:
         adata = io.read_counts(args.input, orientation=args.orientation, max_bytes=int(args.max_gb * 1024**3))
-    for note in adata.uns.get("scdeep_io", {}).get("notes", []):
-        if note:
-            print(f"note: {note}", file=sys.stderr)
     if args.resolution and len(args.resolution) > 1:
         runs = list(
             api.fit_resolutions(
@@ -236,13 +249,9 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     else:
         runs = [api.fit(adata, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
-    for note in runs[0].notes:
-        print(f"note: {note}", file=sys.stderr)
     for result in runs:
         if result.k_selection is not None:
             print(format_k_selection(result.k_selection))
-        if result.stage == "done" and not result.converged:
-            print(f"warning: {result.key}: {result.convergence()}", file=sys.stderr)
     for result in runs:
         if not args.no_umap:
             from .embedding import add_umap
@@ -306,10 +315,13 @@ def format_k_selection(selection) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input or settings)."""
     args = build_parser().parse_args(argv)
+    handler = show_notes()
     try:
         if args.command == "fit":
             return run_fit(args)
     except (InputError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logging.getLogger("scdeep_core").removeHandler(handler)  # main() may run again in this process
     return 1

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .log import note, noted
 
 ML_NAMES = {"ml", "must-link", "must_link", "mustlink", "must", "1", "true"}
 CL_NAMES = {"cl", "cannot-link", "cannot_link", "cannotlink", "cannot", "0", "-1", "false"}
@@ -72,10 +73,10 @@ def from_labels(
         must_link=pairs[same],
         cannot_link=pairs[~same],
         used_cells=used,
-        notes=[
+        notes=noted(
             f"{int(same.sum())} must-link and {int((~same).sum())} cannot-link pairs from {len(revealed)} "
             "labelled cells."
-        ],
+        ),
     )
 
 
@@ -132,7 +133,7 @@ def read_pair_file(path: str | Path, cell_names: pd.Index) -> PairConstraints:
         pairs[is_ml],
         pairs[~is_ml],
         used,
-        [f"{int(is_ml.sum())} must-link and {int((~is_ml).sum())} cannot-link pairs from {path}."],
+        noted(f"{int(is_ml.sum())} must-link and {int((~is_ml).sum())} cannot-link pairs from {path}."),
     )
 
 
@@ -166,7 +167,7 @@ def from_matrix(
     used = np.zeros(len(m), dtype=bool)
     used[pairs[np.concatenate([ml, cl])].ravel()] = True
     return PairConstraints(
-        pairs[ml], pairs[cl], used, [f"{len(ml)} must-link and {len(cl)} cannot-link pairs from matrix distances."]
+        pairs[ml], pairs[cl], used, noted(f"{len(ml)} must-link and {len(cl)} cannot-link pairs from matrix distances.")
     )
 
 
@@ -183,5 +184,5 @@ def restrict_to_cells(pc: PairConstraints, cell_mask: np.ndarray) -> PairConstra
     notes = list(pc.notes)
     dropped = len(pc.must_link) + len(pc.cannot_link) - len(ml) - len(cl)
     if dropped:
-        notes.append(f"{dropped} pairs touched all-zero cells and were dropped.")
+        note(notes, f"{dropped} pairs touched all-zero cells and were dropped.")
     return PairConstraints(ml, cl, pc.used_cells[cell_mask], notes)

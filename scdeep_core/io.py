@@ -28,6 +28,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from .errors import InputError
+from .log import note
 from .pp import is_integer_matrix
 
 __all__ = [
@@ -341,7 +342,7 @@ def _read_h5ad(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
     adata = ad.read_h5ad(p)
     if "counts" in adata.layers:
         adata.X = adata.layers["counts"]
-        notes.append("Using layers['counts'] as the counts.")
+        note(notes, "Using layers['counts'] as the counts.")
     elif (
         not is_integer_matrix(adata.X)
         and adata.raw is not None
@@ -349,7 +350,7 @@ def _read_h5ad(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
         and is_integer_matrix(adata.raw.X)
     ):
         adata.X = adata.raw.X
-        notes.append("X is not integer; using the integer counts in adata.raw.")
+        note(notes, "X is not integer; using the integer counts in adata.raw.")
     return adata
 
 
@@ -376,8 +377,9 @@ def _split_feature_types(adata: ad.AnnData, notes: list[str]) -> ad.AnnData:
         index=adata.obs_names,
         columns=other.var_names.astype(str),
     )
-    notes.append(
-        f"Moved {int((~gex).sum())} non-gene features ({', '.join(sorted(set(types[~gex])))}) to obsm['protein']."
+    note(
+        notes,
+        f"Moved {int((~gex).sum())} non-gene features ({', '.join(sorted(set(types[~gex])))}) to obsm['protein'].",
     )
     return out
 
@@ -536,7 +538,7 @@ def _read_archive(
         if _find_mtx_dir(root) is None:
             inner = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(("._", ".DS_Store"))]
             if len(inner) == 1:
-                notes.append(f"Read {inner[0].name} from inside {p.name}.")
+                note(notes, f"Read {inner[0].name} from inside {p.name}.")
                 inner_fmt = detect_format(inner[0])
                 if inner_fmt == "archive":
                     return _read_archive(inner[0], notes, orientation, max_bytes, depth + 1)
@@ -544,7 +546,7 @@ def _read_archive(
                     return _read_table(inner[0], orientation, notes)
                 return _READERS[inner_fmt](inner[0], notes, max_bytes)
             raise InputError(f"{p.name} holds no 10x matrix.mtx(.gz) folder (and not exactly one other data file).")
-        notes.append("Read a 10x folder from an archive.")
+        note(notes, "Read a 10x folder from an archive.")
         return _read_10x_mtx_dir(root, notes, max_bytes)
 
 
@@ -562,7 +564,7 @@ def _read_table(p: Path, orientation: str, notes: list[str]) -> ad.AnnData:
     except Exception as exc:
         raise InputError(f"{p.name} could not be parsed as CSV/TSV: {_without_paths(exc, p)}") from exc
     if encoding not in ("utf-8", "utf-8-sig"):
-        notes.append(f"Read the table as {encoding} text.")
+        note(notes, f"Read the table as {encoding} text.")
     if header.shape[1] == df.shape[1] + 1:
         df.columns = header.iloc[0, 1:].astype(str).to_numpy()
     df.index = _unquote(df.index)
@@ -583,8 +585,10 @@ def _read_table(p: Path, orientation: str, notes: list[str]) -> ad.AnnData:
         )
     if orientation == "auto":
         orientation, why = guess_orientation(df.index, df.columns)
-        notes.append(
-            f"Read the table as {orientation.replace('_', ' ')}: {why} (pass orientation= / --orientation to override)."
+        note(
+            notes,
+            f"Read the table as {orientation.replace('_', ' ')}: {why} "
+            "(pass orientation= / --orientation to override).",
         )
     if orientation == "genes_x_cells":
         df = df.T
@@ -716,7 +720,7 @@ def _read_scdcc_h5(p: Path, notes: list[str], max_bytes: int) -> ad.AnnData:
         if len(y) != m.shape[0]:
             raise InputError(f"Y has {len(y)} labels but X has {m.shape[0]} cells.")
         obs["label"] = pd.Categorical(y.astype(str) if y.dtype.kind in "SO" else y.astype(int).astype(str))
-        notes.append("Labels from dataset Y are in obs['label'].")
+        note(notes, "Labels from dataset Y are in obs['label'].")
     return ad.AnnData(X=m, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(m.shape[1])]))
 
 
@@ -756,19 +760,19 @@ def _finalise(adata: ad.AnnData, fmt: str, p: Path, notes: list[str]) -> ad.AnnD
     if not adata.var_names.is_unique:
         n_dup = int(adata.var_names.duplicated().sum())
         adata.var_names_make_unique()
-        notes.append(f"Made {n_dup} duplicate gene names unique (suffixes -1, -2, ...).")
+        note(notes, f"Made {n_dup} duplicate gene names unique (suffixes -1, -2, ...).")
     if not adata.obs_names.is_unique:
         n_dup = int(adata.obs_names.duplicated().sum())
         adata.obs_names_make_unique()
-        notes.append(f"Made {n_dup} duplicate cell names unique.")
+        note(notes, f"Made {n_dup} duplicate cell names unique.")
     zero_cells = int((np.diff(x.indptr) == 0).sum())
     zero_genes = int((np.bincount(x.indices, minlength=x.shape[1]) == 0).sum())
     if zero_cells:
-        notes.append(f"{zero_cells} all-zero cells will be dropped before clustering.")
+        note(notes, f"{zero_cells} all-zero cells will be dropped before clustering.")
     if zero_genes:
-        notes.append(f"{zero_genes} all-zero genes will be dropped before clustering.")
+        note(notes, f"{zero_genes} all-zero genes will be dropped before clustering.")
     integer = is_integer_matrix(x)
     if not integer:
-        notes.append("Values are not integer counts: DESC can use them, scDCC needs raw counts.")
+        note(notes, "Values are not integer counts: DESC can use them, scDCC needs raw counts.")
     adata.uns["scdeep_io"] = {"format": fmt, "source": p.name, "integer": bool(integer), "notes": notes or [""]}
     return adata

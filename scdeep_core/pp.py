@@ -15,6 +15,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from .errors import InputError
+from .log import note
 
 __all__ = [
     "counts_matrix",
@@ -90,13 +91,13 @@ def filter_cells_genes(
         keep_cells &= qc["pct_counts_mt"] <= max_pct_mt
     notes = []
     if (~keep_cells).sum():
-        notes.append(f"Dropped {int((~keep_cells).sum())} of {adata.n_obs} cells failing the cell filters.")
+        note(notes, f"Dropped {int((~keep_cells).sum())} of {adata.n_obs} cells failing the cell filters.")
     out = adata[keep_cells.to_numpy()].copy()
     detected = np.asarray((counts_matrix(out) > 0).sum(axis=0)).ravel()
     keep_genes = detected >= min_cells
     if (~keep_genes).sum():
-        notes.append(
-            f"Dropped {int((~keep_genes).sum())} of {out.n_vars} genes detected in fewer than {min_cells} cells."
+        note(
+            notes, f"Dropped {int((~keep_genes).sum())} of {out.n_vars} genes detected in fewer than {min_cells} cells."
         )
     out = out[:, keep_genes].copy()
     if out.n_obs == 0 or out.n_vars == 0:
@@ -258,10 +259,10 @@ def prepare(
     cell_totals = np.asarray(counts.sum(axis=1)).ravel()
     cell_mask = cell_totals > 0
     if (~cell_mask).sum():
-        notes.append(f"Dropped {int((~cell_mask).sum())} all-zero cells.")
+        note(notes, f"Dropped {int((~cell_mask).sum())} all-zero cells.")
     gene_mask = np.asarray((counts[cell_mask] > 0).sum(axis=0)).ravel() > 0
     if (~gene_mask).sum():
-        notes.append(f"Dropped {int((~gene_mask).sum())} all-zero genes.")
+        note(notes, f"Dropped {int((~gene_mask).sum())} all-zero genes.")
     if cell_mask.sum() < 2 or gene_mask.sum() < 2:
         raise InputError("Fewer than 2 cells or genes have any non-zero value: nothing to cluster.")
     counts = counts[cell_mask][:, gene_mask]
@@ -285,13 +286,13 @@ def prepare(
         )
         hvg = tmp.var["highly_variable"].to_numpy()
         log_norm, counts, genes = log_norm[:, hvg], counts[:, hvg], genes[hvg]
-        notes.append(f"Kept {int(hvg.sum())} highly variable genes.")
+        note(notes, f"Kept {int(hvg.sum())} highly variable genes.")
 
     log_norm = log_norm.tocsr()
     if codes is not None:
         per_batch = [_gene_scaling(log_norm[codes == b]) for b in range(len(batch_names))]
         mean, std = np.stack([m for m, _ in per_batch]), np.stack([s for _, s in per_batch])
-        notes.append(f"Genes scaled within each of {len(batch_names)} batches.")
+        note(notes, f"Genes scaled within each of {len(batch_names)} batches.")
     else:
         mean, std = _gene_scaling(log_norm)
     return PreparedData(

@@ -23,6 +23,7 @@ from .device import model_device, resolve_device, to_device, to_numpy
 from .events import TrainingEvent
 from .graph import leiden_on_embedding
 from .kselect import KSelection, choose_k
+from .log import note
 from .methods import hooks_for
 from .pp import PreparedData
 from .progress import RunPlan
@@ -253,11 +254,13 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
     t_init = time.perf_counter()
     notes = []
     if selection is not None:
-        notes.append(f"Automatic choice: {selection.summary()}")
+        note(notes, f"Automatic choice: {selection.summary()}")
     stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
     delta = None
     if n_init < 2:
-        notes.append("The initial clustering found a single cluster: raise the Leiden resolution or give k.")
+        note(
+            notes, "The initial clustering found a single cluster: raise the Leiden resolution or give k.", warning=True
+        )
     if stage == "cluster" and n_init >= 2:
         pre.hooks.reseed(cfg.seed)
         out = cluster_stage(
@@ -272,7 +275,7 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
         labels, q, z, converged, epochs, delta = out.labels, out.q, out.z, out.converged, out.epochs, out.delta_label
         stage = "cluster" if out.stopped else "done"
         if stage == "done" and not converged:
-            notes.append(not_converged_note(delta, cfg.tol, epochs))
+            note(notes, not_converged_note(delta, cfg.tol, epochs), warning=True)
     else:
         with torch.no_grad():
             q = to_numpy(model.soft_assign(to_device(z, model_device(model)), cfg.alpha))

@@ -85,3 +85,19 @@ def test_copy_leaves_adata_untouched_and_the_config_names_the_method(small_sim):
         sd.recluster(small_sim, res.pretrained, sd.SCDCCConfig(n_clusters=3))
     with pytest.raises(sd.ConfigError, match="config must be"):
         sd.fit(small_sim, {"n_clusters": 3})
+
+
+def test_notes_are_logged_on_the_library_logger_as_they_arise(caplog):
+    """Every note kept with a result is also a record on the ``scdeep_core`` logger (a cap hit is
+    a warning), so a script sees them with the standard logging machinery."""
+    import logging
+
+    adata = sd.datasets.simulate_counts(n_cells=300, n_genes=200, n_groups=3, seed=0)
+    cfg = sd.config_for("desc", n_clusters=3, pretrain_epochs=2, max_cluster_epochs=2, min_cluster_epochs=0, tol=0.0)
+    with caplog.at_level(logging.INFO, logger="scdeep_core"):
+        result = sd.fit(adata, cfg, copy=True)
+    logged = [r.getMessage() for r in caplog.records if r.name == "scdeep_core"]
+    assert result.notes and all(n in logged for n in result.notes), (result.notes, logged)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(w.startswith("Not converged") for w in warnings)
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("scdeep_core").handlers)

@@ -139,7 +139,7 @@ def test_auto_k_prints_candidates_and_a_capped_run_warns(tmp_path):
     assert "choosing k: Leiden on the pretrained embedding" in out.stdout and "<- chosen" in out.stdout
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("desc: k=4 (automatic) ARI=")  # the simulator has 4 groups and "NOT converged" in line
-    assert "warning: desc: NOT converged: hit the cap of 2 clustering epochs" in out.stderr
+    assert "warning: Not converged: after 2 clustering epochs (the cap, max_cluster_epochs)" in out.stderr
 
 
 def test_out_and_key_are_checked_before_any_work(tmp_path, capsys):
