@@ -23,7 +23,7 @@ import pandas as pd
 
 from .common import APP_CODE, CORE_CODE, DATASETS, ROOT, SHARED, code_version, git_commit, machine, run_isolated
 
-SECTIONS = ["accuracy", "speed", "scaling", "cold", "batch", "load"]
+SECTIONS = ["accuracy", "speed", "scaling", "cold", "batch", "interactive", "load"]
 REPORT = ROOT / "BENCHMARKS.md"  # the committed report: only a full run writes it
 SCRATCH = ROOT / "bench" / "scratch"  # where quick and partial runs go (git-ignored)
 VARIANTS = ["desc", "scdcc", "desc_auto", "scdcc_auto", "scdcc_constraints", "leiden_scanpy", "leiden_k", "kmeans_pca"]
@@ -32,6 +32,8 @@ BATCH_VARIANTS = [f"{m}_{mode}" for m in ("desc", "scdcc") for mode in ("free", 
     "kmeans_pca",
     "combat_kmeans_pca",
 ]
+INTERACTIVE_SETS = ["pbmc_10x_4271", "cbmc_citeseq_8617"]  # issue 12's simulated users
+INTERACTIVE_SIZES = [10, 25, 50]  # labelled cells selected per type
 # Six groups in three batches, each batch shifting every gene by exp(N(0, 0.5)).
 BATCH_SIM = {"n_cells": 2000, "n_genes": 1000, "n_groups": 6, "n_batches": 3, "batch_effect": 0.5}
 
@@ -211,6 +213,7 @@ def write_report(
     seconds: float,
     load: dict | None = None,
     batch: list[dict] | None = None,
+    interactive: list[dict] | None = None,
     commit: str | None = None,
     resumed: bool = False,
 ) -> None:
@@ -313,8 +316,21 @@ def write_report(
             batch_table(batch),
             "",
         ]
+    if interactive:
+        lines += [
+            "## 6. Interactive constraints (a simulated user, issue 12)",
+            "",
+            "One unconstrained scDCC fit (defaults, true k) per seed; then the user selects n labelled cells of "
+            "every type (a 'same type' selection each) and marks the two types the unconstrained run mixes most as "
+            "'different types'; the clustering stage re-runs from the same pretrained autoencoder with those "
+            "constraints (`recluster(..., constraints=selections)`). ARI on the cells no selection touched, for "
+            "both runs; time to re-cluster (2 cores).",
+            "",
+            interactive_table(interactive),
+            "",
+        ]
     if load:
-        lines += ["## 6. Several users at once", "", load_table(load), ""]
+        lines += ["## 7. Several users at once", "", load_table(load), ""]
     out.write_text("\n".join(lines))
 
 
@@ -331,6 +347,26 @@ def batch_table(rows: list[dict]) -> str:
             ]
             for c in cols
         },
+        index=stats.index,
+    )
+    return table.reset_index().to_markdown(index=False)
+
+
+def interactive_table(rows: list[dict]) -> str:
+    """Mean ± SD over seeds, per dataset and selection size, of the ARI on the cells no selection
+    touched (taught vs unconstrained) and of the re-clustering time."""
+    flat = pd.DataFrame(
+        [
+            {"dataset": r["dataset"], "cells per type": int(n), **v}
+            for r in rows
+            for n, v in r["result"]["sizes"].items()
+        ]
+    )
+    flat["gain"] = flat["ari_taught"] - flat["ari_unconstrained"]
+    cols = ["ari_unconstrained", "ari_taught", "gain", "recluster_s", "n_must_link", "n_cannot_link"]
+    stats = flat.groupby(["dataset", "cells per type"])[cols].agg(["mean", "std"])
+    table = pd.DataFrame(
+        {c: [f"{m:.3f} ± {s:.3f}" for m, s in zip(stats[(c, "mean")], stats[(c, "std")], strict=True)] for c in cols},
         index=stats.index,
     )
     return table.reset_index().to_markdown(index=False)
@@ -512,6 +548,17 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     batch.append({"variant": variant, "seed": seed, "sim": sim, **answer})
                     log(f"batch {variant} seed {seed}: {json.dumps(answer)}")
+        interactive = []
+        if "interactive" in sections:
+            for name in INTERACTIVE_SETS if not args.quick else []:
+                if name not in datasets:
+                    continue
+                path, key, k = datasets[name]
+                for seed in seeds:
+                    payload = {"path": str(path), "label_key": key, "k": k, "seed": seed, "sizes": INTERACTIVE_SIZES}
+                    answer = checkpoint.run(f"interactive__{name}__{seed}", "bench.interactive", payload)
+                    interactive.append({"dataset": name, "seed": seed, "result": answer})
+                    log(f"interactive {name} seed {seed}: {json.dumps(answer)}")
     load = {}
     if "load" in sections and not args.quick:
         load = checkpoint.run("load", "bench.load", {"sessions": 5}, code="app")
@@ -537,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         time.perf_counter() - t0,
         load,
         batch,
+        interactive,
         ", ".join(sorted(checkpoint.commits)) or git_commit(),
         args.resume,
     )

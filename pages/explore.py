@@ -41,6 +41,145 @@ if k_selection_of(result) is not None:
     with st.expander("How k was chosen (and re-cluster with another k)"):
         k_selection_panel(result, where="explore")
 
+
+def mark_selection(selected: list[str]) -> None:
+    """Buttons that turn the lassoed cells into a constraint: one type, or different from an earlier selection."""
+    sames = [i for i, t in enumerate(teach) if t["kind"] == "same"]
+    c1, c2, c3 = st.columns([1, 1, 1])
+    if c1.button("Mark as one type (same type)", key="teach_same", icon=":material/join:"):
+        teach.append({"cells": selected, "kind": "same", "versus": None})
+        st.rerun()
+    if sames:
+        versus = c2.selectbox(
+            "different from",
+            sames,
+            format_func=lambda i: f"selection {i + 1} ({len(teach[i]['cells'])} cells)",
+            key="teach_versus",
+        )
+        if c3.button("Mark as a different type", key="teach_different", icon=":material/call_split:"):
+            teach.append({"cells": selected, "kind": "different", "versus": int(versus)})
+            st.rerun()
+    else:
+        c2.caption("Mark one selection as a type first; then another can be marked different from it.")
+
+
+def remove_selection(index: int) -> None:
+    """Undo one selection; 'different' ones that pointed at it go with it, the others keep their targets."""
+    kept = []
+    for i, t in enumerate(teach):
+        if i == index or (t["kind"] == "different" and t["versus"] == index):
+            continue
+        versus = t["versus"]
+        kept.append({**t, "versus": versus - 1 if versus is not None and versus > index else versus})
+    teach[:] = kept
+
+
+def teach_panel() -> None:
+    """The constraint set (selections, cells, pairs), undo, and re-clustering with it."""
+    from pages.common import next_key, session_owner, submit
+    from scdeep_core.config import CONFIG_CLASSES
+    from scdeep_core.constraints import Selection, from_selections
+    from scdeep_core.jobs import BusyError, TrainingJob
+
+    st.subheader("Teach the clustering")
+    st.caption(
+        "Lasso cells on the UMAP you know are one type and mark them **same type** (must-link pairs among them); "
+        "mark a second selection **different** from a first (cannot-link pairs between them). Then re-cluster: "
+        "scDCC's clustering stage runs again from the same pretrained autoencoder with these constraints, as a "
+        "new run. Scores are then reported on the cells you did not select."
+    )
+    if not teach:
+        st.info("No selections yet: draw a lasso or a box on the UMAP above.")
+        return
+    selections = [Selection(t["cells"], t["kind"], t["versus"]) for t in teach]
+    pairs = from_selections(selections, adata.obs_names, seed=int(result.config.get("seed", 0)))
+    table = pd.DataFrame(
+        {
+            "selection": [i + 1 for i in range(len(teach))],
+            "marked as": [
+                "same type" if t["kind"] == "same" else f"different from selection {t['versus'] + 1}" for t in teach
+            ],
+            "cells": [len(t["cells"]) for t in teach],
+        }
+    )
+    st.dataframe(table, hide_index=True)
+    st.markdown(
+        f"**{len(pairs.must_link):,} must-link** and **{len(pairs.cannot_link):,} cannot-link** pairs over "
+        f"{int(pairs.used_cells.sum()):,} cells (a large selection gives at most 2,000 pairs, touching every cell)."
+    )
+    c1, c2, c3 = st.columns([1, 1, 2])
+    which = c1.selectbox("undo selection", table["selection"].tolist(), key="teach_undo_which")
+    if c2.button("Remove it", key="teach_undo", icon=":material/undo:"):
+        remove_selection(int(which) - 1)
+        st.rerun()
+    if result.pretrained is None:
+        st.caption("The pretrained model of this run is not in memory (loaded from a file): train again to re-cluster.")
+        return
+
+    def go() -> None:
+        ss.train_error = None
+        new_key = next_key(result.method)
+        try:
+            submit(
+                TrainingJob(
+                    ss.adata,
+                    result.method,
+                    CONFIG_CLASSES[result.method].from_dict(result.config),
+                    label_key=ss.label_key,
+                    key=new_key,
+                    owner=session_owner().id,
+                    pretrained=result.pretrained,
+                    constraints=selections,
+                )
+            )
+            ss.setdefault("taught_from", {})[new_key] = key
+        except (BusyError, ValueError) as exc:
+            ss.train_error = str(exc)
+
+    c3.button(
+        "Re-cluster with these constraints", on_click=go, key="teach_go", type="primary", icon=":material/replay:"
+    )
+    if ss.get("train_error"):
+        st.error(ss.train_error)
+
+
+def before_after(parent: str) -> None:
+    """This run beside the run it was taught from: both UMAPs, and which cells changed cluster."""
+    before = adata.obs[f"{parent}_cluster"]
+    after = adata.obs[f"{key}_cluster"]
+    comparison = compare(after, before)
+    st.subheader(f"Before and after the constraints (run {parent} -> {key})")
+    changed = ~comparison.agree
+    st.markdown(
+        f"**{int(changed.sum()):,} cells ({changed.mean():.1%}) changed cluster**; agreement of the two runs "
+        f"ARI {comparison.ari:.3f}."
+    )
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        figures.embedding_scatter(
+            coords, before, title=f"before: {parent}", colours=colour_map(adata, f"{parent}_cluster")
+        ),
+        width="stretch",
+        key="taught_before",
+    )
+    c2.plotly_chart(
+        figures.embedding_scatter(coords, after, title=f"after: {key}", colours=colour_map(adata, f"{key}_cluster")),
+        width="stretch",
+        key="taught_after",
+    )
+    st.plotly_chart(
+        figures.confusion_heatmap(metrics.confusion(before, after)), width="stretch", key="taught_confusion"
+    )
+    st.caption("Rows: the clusters before; columns: after. Off-diagonal cells moved.")
+
+
+if result.constraints is not None:
+    pairs_table = result.constraints["pairs"]
+    st.caption(
+        f"Taught with {len(result.constraints['selections'])} selections: {int((pairs_table['type'] == 'ml').sum()):,} "
+        f"must-link and {int((pairs_table['type'] == 'cl').sum()):,} cannot-link pairs."
+    )
+
 annotated = annotation_column(key) in adata.obs
 batch_key = result.config.get("batch_key")  # the run's own batch column: is the embedding mixed?
 options = (
@@ -83,6 +222,14 @@ fig = figures.embedding_scatter(
     colour_title=colour_title,
     colours=colour_map(adata, column) if column is not None else None,
 )
+teach = ss.setdefault("teach", [])  # the constraint selections of this session's dataset (names of cells)
+if teach:
+    positions = pd.Series(np.arange(adata.n_obs), index=adata.obs_names)
+    figures.add_selections(
+        fig,
+        coords,
+        [(positions[t["cells"]].to_numpy(), f"selection {i + 1}: {t['kind']}") for i, t in enumerate(teach)],
+    )
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("lasso", "box"), key="umap_chart")
 
 points = event.selection.points if event and event.selection else []
@@ -98,6 +245,15 @@ if rows:
     st.download_button(
         "Download selected cell IDs", "\n".join(selected), file_name=f"{key}_selected_cells.txt", key="dl_sel"
     )
+    if result.method == "scdcc":
+        mark_selection(selected)
+    else:
+        st.caption("Marking cells as one type (constraints) needs an **scDCC** run: DESC has no pairwise loss.")
+if result.method == "scdcc":
+    teach_panel()
+parent = ss.get("taught_from", {}).get(key)
+if result.constraints is not None and parent in ss.runs and f"{parent}_cluster" in adata.obs:
+    before_after(parent)
 
 st.subheader("Confidence")
 threshold = st.slider("low-confidence threshold (max q)", 0.0, 1.0, 0.5, 0.05, key="conf_threshold")

@@ -17,7 +17,7 @@ import os as _os
 # 2 cores). Must be set before torch loads its OpenMP runtime; a user's own setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import datasets, io, kselect, metrics
+from . import constraints, datasets, io, kselect, metrics
 from .api import Pretrained, fit, fit_resolutions, pretrain, recluster
 from .config import ConfigError, ConstraintConfig, DESCConfig, SCDCCConfig, config_for
 from .errors import InputError
@@ -26,6 +26,7 @@ from .io import read_counts
 from .results import ClusteringResult, load_run, save_run
 
 __all__ = [
+    "constraints",
     "datasets",
     "io",
     "read_counts",

@@ -180,6 +180,7 @@ def recluster(
     pretrained: Pretrained,
     config: BaseConfig | None = None,
     *,
+    constraints: Sequence[cons.Selection] | cons.PairConstraints | None = None,
     key_added: str | None = None,
     copy: bool = False,
     callbacks: Sequence[Callback] = (),
@@ -197,6 +198,11 @@ def recluster(
     config
         Clustering settings; defaults to the pretraining config. For another k, e.g.
         ``dataclasses.replace(pretrained.cfg, n_clusters=12)``.
+    constraints
+        scDCC only: pairwise constraints for this clustering stage instead of the pretraining's,
+        as selections of cells (:class:`~scdeep_core.constraints.Selection`: ``"same"`` type, or
+        ``"different"`` from another selection) or as pairs over ``adata``'s cells. The selected
+        cells are left out of the scores; the pairs are kept in ``uns[key_added]["constraints"]``.
     key_added
         Prefix of the result keys; defaults to the method name.
     copy
@@ -226,15 +232,29 @@ def recluster(
         raise InputError(
             f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}."
         )
+    pairs, selections, eval_mask = None, [], pretrained.eval_mask
+    if constraints is not None:
+        if cfg.method != "scdcc":
+            raise ConfigError("Constraints need scDCC: DESC's clustering stage has no pairwise loss.")
+        if isinstance(constraints, cons.PairConstraints):
+            pairs = constraints
+        else:
+            selections = list(constraints)
+            pairs = cons.from_selections(selections, adata.obs_names, seed=cfg.seed)
+        all_pairs = pairs
+        pairs = cons.restrict_to_cells(pairs, pretrained.data.cell_mask)
+        if eval_mask is not None:
+            eval_mask = eval_mask & ~pairs.used_cells  # score only the cells the user did not mark
     if _monitor is None:
         monitor = Monitor(
-            callbacks, stop_token, pretrained.truth, pretrained.eval_mask, recipe.run_plan(cfg, pretrained.n_cells, 0)
+            callbacks, stop_token, pretrained.truth, eval_mask, recipe.run_plan(cfg, pretrained.n_cells, 0)
         )
         monitor.time_left.pretrain_times = recipe.epoch_seconds(pretrained.history)  # to predict a clustering epoch
     else:
         monitor = _monitor
+    monitor.eval_mask = eval_mask
     monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
-    out = recipe.cluster(pretrained, cfg, monitor)
+    out = recipe.cluster(pretrained, cfg, monitor, pairs)
     result = ClusteringResult(
         method=pretrained.method,
         key=key_added or pretrained.method,
@@ -248,8 +268,8 @@ def recluster(
         stage=out.stage,
         converged=out.converged,
         scores=monitor.score(out.labels) if pretrained.truth is not None else {},
-        eval_mask=pretrained.eval_mask,
-        notes=list(pretrained.notes) + out.notes,
+        eval_mask=eval_mask,
+        notes=list(pretrained.notes) + (pairs.notes if pairs is not None else []) + out.notes,
         genes=[str(g) for g in pretrained.data.genes],
         timings={
             "pretrain_s": pretrained.pretrain_s,
@@ -265,6 +285,11 @@ def recluster(
         batch_scores=_batch_mixing(pretrained, out.z, out.labels),
     )
     result.versions["device"] = out.device  # where it trained: part of what reproduces it
+    if pairs is not None:
+        result.constraints = {
+            "pairs": cons.pairs_table(all_pairs, adata.obs_names),
+            "selections": [s.to_dict() for s in selections],
+        }
     if copy:
         adata = adata.copy()
         result.adata = adata

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -186,3 +187,134 @@ def restrict_to_cells(pc: PairConstraints, cell_mask: np.ndarray) -> PairConstra
     if dropped:
         note(notes, f"{dropped} pairs touched all-zero cells and were dropped.")
     return PairConstraints(ml, cl, pc.used_cells[cell_mask], notes)
+
+
+@dataclass
+class Selection:
+    """Cells a user marked on the embedding: ``kind`` ``"same"`` (they are one type: must-link
+    within) or ``"different"`` (they are not the type of the selection ``versus``: cannot-link
+    between the two). ``cells`` are names (``obs_names``), so a selection survives re-ordering."""
+
+    cells: list[str]
+    kind: Literal["same", "different"] = "same"
+    versus: int | None = None  # index of the other selection, for "different"
+
+    def to_dict(self) -> dict:
+        return {"cells": list(map(str, self.cells)), "kind": self.kind, "versus": self.versus}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Selection:
+        return cls(list(d["cells"]), d.get("kind", "same"), d.get("versus"))
+
+
+def _sample_pairs(a: np.ndarray, b: np.ndarray | None, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Pairs within ``a`` (``b`` is None) or between ``a`` and ``b``: all of them when there are at
+    most ``max_pairs``, else ``max_pairs`` drawn at random after a chain that touches every cell
+    (so no selected cell is left without a constraint)."""
+    if b is None:
+        n_all = len(a) * (len(a) - 1) // 2
+        if n_all <= max_pairs:
+            i, j = np.triu_indices(len(a), k=1)
+            return np.column_stack([a[i], a[j]])
+        order = rng.permutation(a)
+        chain = np.column_stack([order, np.roll(order, -1)])
+        extra = rng.choice(len(a), size=(max(max_pairs - len(chain), 0), 2))
+        extra = extra[extra[:, 0] != extra[:, 1]]
+        return np.concatenate([chain, a[extra]])
+    if len(a) * len(b) <= max_pairs:
+        i, j = np.meshgrid(np.arange(len(a)), np.arange(len(b)), indexing="ij")
+        return np.column_stack([a[i.ravel()], b[j.ravel()]])
+    big, small = (a, b) if len(a) >= len(b) else (b, a)
+    cover = np.column_stack([big, small[rng.integers(0, len(small), len(big))]])  # every cell of the larger side
+    fill = max(max_pairs - len(cover), 0)
+    extra = np.column_stack([a[rng.integers(0, len(a), fill)], b[rng.integers(0, len(b), fill)]])
+    return np.concatenate([cover, extra])
+
+
+def from_selections(
+    selections: list[Selection], cell_names: pd.Index, *, max_pairs: int = 2000, seed: int = 0
+) -> PairConstraints:
+    """Pairs from selections drawn on the embedding.
+
+    A ``"same"`` selection gives must-links among its cells; a ``"different"`` one gives
+    cannot-links between its cells and those of the selection it names (``versus``). Each
+    selection (or pair of selections) gives every pair when there are at most ``max_pairs``,
+    else ``max_pairs`` random ones that still touch every cell. A cell in both ends of a
+    cannot-link is left out of it.
+
+    Parameters
+    ----------
+    selections
+        In the order the user made them (``versus`` counts from 0).
+    cell_names
+        The data's ``obs_names``: the pairs are positions in it.
+    max_pairs
+        Most pairs one selection (or one pair of selections) gives.
+    seed
+        Seeds the sampling of large selections.
+
+    Returns
+    -------
+    PairConstraints
+        Over the data's cells (restrict it to the prepared cells before training).
+
+    Raises
+    ------
+    InputError
+        A selection names unknown cells, is empty, or a ``"different"`` names no valid selection.
+    """
+    rng = np.random.default_rng(seed)
+    position = pd.Series(np.arange(len(cell_names)), index=cell_names)
+    indices = []
+    for i, sel in enumerate(selections):
+        names = pd.Index(map(str, sel.cells)).unique()
+        unknown = names.difference(cell_names)
+        if len(unknown):
+            raise InputError(
+                f"Selection {i + 1} names {len(unknown)} cells that are not in the data, e.g. {list(unknown[:3])}."
+            )
+        if len(names) == 0:
+            raise InputError(f"Selection {i + 1} holds no cells: select some on the embedding.")
+        indices.append(position[names].to_numpy(dtype=np.int64))
+    ml, cl = [_empty()], [_empty()]
+    for i, (sel, cells) in enumerate(zip(selections, indices, strict=True)):
+        if sel.kind == "same":
+            if len(cells) >= 2:
+                ml.append(_sample_pairs(cells, None, max_pairs, rng))
+        elif sel.kind == "different":
+            if sel.versus is None or not 0 <= sel.versus < len(selections) or sel.versus == i:
+                raise InputError(
+                    f"Selection {i + 1} is marked 'different' but names no other selection to differ from."
+                )
+            other = indices[sel.versus]
+            mine = np.setdiff1d(cells, other)
+            theirs = np.setdiff1d(other, cells)
+            if len(mine) and len(theirs):
+                cl.append(_sample_pairs(mine, theirs, max_pairs, rng))
+        else:
+            raise InputError(f"Selection {i + 1} has kind {sel.kind!r}: use 'same' or 'different'.")
+    must, cannot = np.concatenate(ml).astype(np.int64), np.concatenate(cl).astype(np.int64)
+    used = np.zeros(len(cell_names), dtype=bool)
+    for cells in indices:
+        used[cells] = True
+    return PairConstraints(
+        must,
+        cannot,
+        used,
+        noted(
+            f"{len(must)} must-link and {len(cannot)} cannot-link pairs from {len(selections)} selections "
+            f"({int(used.sum())} cells)."
+        ),
+    )
+
+
+def pairs_table(pc: PairConstraints, cell_names: pd.Index) -> pd.DataFrame:
+    """The pairs as the pair file :func:`read_pair_file` reads: columns ``cell1, cell2, type``."""
+    rows = [(pc.must_link, "ml"), (pc.cannot_link, "cl")]
+    return pd.DataFrame(
+        {
+            "cell1": np.concatenate([np.asarray(cell_names)[p[:, 0]] for p, _ in rows]),
+            "cell2": np.concatenate([np.asarray(cell_names)[p[:, 1]] for p, _ in rows]),
+            "type": np.concatenate([[t] * len(p) for p, t in rows]),
+        }
+    )

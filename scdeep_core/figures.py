@@ -358,3 +358,30 @@ def k_selection_chart(table: pd.DataFrame, chosen_k: int | None = None, chosen_r
     _layout(fig, "Choosing k: how reproducible is each clustering?", height=340)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=-0.45, x=0))
     return fig
+
+
+SELECTION_COLOURS = ["#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6"]
+
+
+def add_selections(fig: go.Figure, coords: np.ndarray, selections: list[tuple[np.ndarray, str]]) -> go.Figure:
+    """Outline the cells of each constraint selection (rows of ``coords``, with a legend name) on an
+    embedding scatter; the outlines carry no ``customdata``, so a lasso over them selects the cells
+    underneath, not the outlines."""
+    for i, (rows, name) in enumerate(selections):
+        rows = np.asarray(rows, dtype=np.int64)
+        fig.add_trace(
+            _points(len(rows))(
+                x=coords[rows, 0],
+                y=coords[rows, 1],
+                mode="markers",
+                name=name,
+                hoverinfo="skip",
+                marker=dict(
+                    symbol="circle-open",
+                    size=9,
+                    line=dict(width=1.5),
+                    color=SELECTION_COLOURS[i % len(SELECTION_COLOURS)],
+                ),
+            )
+        )
+    return fig

@@ -85,6 +85,7 @@ class TrainingJob:
         umap: bool = True,
         max_snapshots: int = 60,
         pretrained: Pretrained | None = None,
+        constraints: list | None = None,
         stop_grace_s: float = 20.0,
     ) -> None:
         self.job_id = secrets.token_urlsafe(16)  # unguessable: it is the key a reloaded page reattaches with
@@ -97,6 +98,7 @@ class TrainingJob:
         self.adata = adata.copy()
         self.n_cells = adata.n_obs
         self.pretrained = pretrained
+        self.constraints = constraints  # selections for a re-cluster (scdeep_core.constraints.Selection)
         self.stop_token = worker.ProcessStopToken()  # seen by the training process too
         self.stop_grace_s = stop_grace_s
         self._process = None  # the training process while it runs
@@ -208,6 +210,7 @@ class TrainingJob:
                 key=self.key,
                 umap=self.umap,
                 pretrained=self.pretrained,
+                constraints=self.constraints,
             )
             payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
             receiver, sender = ctx.Pipe(duplex=False)

@@ -215,7 +215,7 @@ def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
     )
 
 
-def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
+def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConstraints | None = None) -> Outcome:
     """Initialise clusters on the pretrained embedding, then run the clustering stage on a copy
     of the network (``pre`` is not changed).
 
@@ -227,6 +227,8 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
         The clustering settings (same method as ``pre``).
     monitor
         Receives the events; its history should already hold the pretraining rows.
+    pairs
+        Constraints for this stage instead of the pretraining's (scDCC; indices of the prepared cells).
 
     Returns
     -------
@@ -262,11 +264,12 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> Outcome:
             notes, "The initial clustering found a single cluster: raise the Leiden resolution or give k.", warning=True
         )
     if stage == "cluster" and n_init >= 2:
-        pre.hooks.reseed(cfg.seed)
+        hooks = pre.hooks if pairs is None else hooks_for(cfg, pre.data, pairs, model_device(model))
+        hooks.reseed(cfg.seed)
         out = cluster_stage(
             model,
             pre.data,
-            pre.hooks,
+            hooks,
             cfg,
             monitor,
             np.random.default_rng([cfg.seed, 1]),

@@ -69,6 +69,8 @@ class ClusteringResult:
     k_selection: KSelection | None = None  # the scan behind an automatic k
     init_scores: dict[str, float] = field(default_factory=dict)  # scores of the initial clustering
     batch_scores: dict[str, float] = field(default_factory=dict)  # batch mixing (ilisi, batch_asw) with a batch_key
+    # Constraints given to recluster: {"pairs": DataFrame cell1, cell2, type; "selections": [Selection dicts]}
+    constraints: dict[str, Any] | None = None
     pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
     adata: Any = field(default=None, repr=False, compare=False)  # the annotated copy when fit(..., copy=True)
 
@@ -166,6 +168,11 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
     }
     if result.k_selection is not None:
         adata.uns[key]["k_selection"] = result.k_selection.to_uns()
+    if result.constraints is not None:
+        adata.uns[key]["constraints"] = {
+            "pairs": result.constraints["pairs"],
+            "selections_json": json.dumps(result.constraints["selections"]),
+        }
 
 
 def result_columns(adata: ad.AnnData) -> set[str]:
@@ -241,12 +248,21 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
         k_selection=KSelection.from_uns(info["k_selection"]) if "k_selection" in info else None,
         init_scores=dict(info.get("init_scores", {})),
         batch_scores=dict(info.get("batch_scores", {})),
+        constraints=_constraints_from_uns(info.get("constraints")),
     )
+
+
+def _constraints_from_uns(stored: dict | None) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    return {"pairs": pd.DataFrame(stored["pairs"]), "selections": json.loads(stored["selections_json"])}
 
 
 def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) -> dict[str, Path]:
     """Save a run: ``result.h5ad``, ``config.json`` (with versions, scores, timings),
-    ``history.csv`` and ``labels.csv`` (cluster, confidence and embedding per cell).
+    ``history.csv`` and ``labels.csv`` (cluster, confidence and embedding per cell); for a run
+    re-clustered with constraints, also ``constraints.csv`` (the pairs, as the CLI's ``--pairs``
+    reads them) and the selections in ``config.json``.
 
     Parameters
     ----------
@@ -260,7 +276,7 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
     Returns
     -------
     dict
-        ``"h5ad"``, ``"config"``, ``"history"``, ``"labels"`` -> the paths written.
+        ``"h5ad"``, ``"config"``, ``"history"``, ``"labels"`` (and ``"constraints"``) -> the paths written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -293,6 +309,13 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
             "chosen_k": result.k_selection.n_clusters,
             "rule": result.k_selection.rule,
             "table": result.k_selection.table.to_dict(orient="records"),
+        }
+    if result.constraints is not None:
+        paths["constraints"] = folder / "constraints.csv"
+        result.constraints["pairs"].to_csv(paths["constraints"], index=False)
+        meta["constraints"] = {
+            "n_pairs": len(result.constraints["pairs"]),
+            "selections": result.constraints["selections"],
         }
     paths["config"].write_text(json.dumps(meta, indent=2))
     result.history.to_csv(paths["history"], index=False)
@@ -335,6 +358,27 @@ def label_fingerprint(labels: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
 
 
+def _run_code(result: ClusteringResult, label_key: str | None) -> str:
+    """The snippet's lines that run the method: a fit, or for constraints given at re-clustering,
+    pretraining then the clustering stage with the same selections (or the saved pair file)."""
+    if result.constraints is None:
+        return f"result = sd.fit(adata, config, label_key={label_key!r}, key_added={result.key!r})\n"
+    if result.constraints["selections"]:
+        given = (
+            f"selections = {result.constraints['selections']!r}\n"
+            "constraints = [sd.constraints.Selection.from_dict(s) for s in selections]\n"
+        )
+    else:
+        given = (
+            "constraints = sd.constraints.read_pair_file('constraints.csv', adata.obs_names)  # from the run folder\n"
+        )
+    return (
+        f"pretrained = sd.pretrain(adata, config, label_key={label_key!r})\n"
+        f"{given}"
+        f"result = sd.recluster(adata, pretrained, config, constraints=constraints, key_added={result.key!r})\n"
+    )
+
+
 def reproduce_snippet(
     result: ClusteringResult, load_code: str = "adata = sd.io.read_counts('counts.h5ad')", label_key: str | None = None
 ) -> str:
@@ -360,7 +404,7 @@ def reproduce_snippet(
         "from scdeep_core import pp  # noqa: F401  (used when the data was filtered)\n\n"
         f"{load_code}\n"
         f"config = sd.{cls}.from_dict({cfg!r})\n"
-        f"result = sd.fit(adata, config, label_key={label_key!r}, key_added={result.key!r})\n"
+        f"{_run_code(result, label_key)}"
         "print(result.summary())\n\n"
         "# The original run's labels, as a fingerprint (cluster per cell, -1 for cells it could not use).\n"
         "got = np.full(len(result.cell_mask), -1, dtype=np.int64)\n"

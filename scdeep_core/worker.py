@@ -52,6 +52,7 @@ class JobSpec:
     key: str
     umap: bool
     pretrained: Any = None  # api.Pretrained: only the clustering stage runs
+    constraints: Any = None  # selections for that clustering stage (scDCC)
 
 
 @dataclass
@@ -140,7 +141,13 @@ def run_job(spec: JobSpec, callbacks: list, stop_token: StopToken, on_phase: Any
 
     if spec.pretrained is not None:
         result = recluster(
-            spec.adata, spec.pretrained, spec.config, callbacks=callbacks, stop_token=stop_token, key_added=spec.key
+            spec.adata,
+            spec.pretrained,
+            spec.config,
+            constraints=spec.constraints,
+            callbacks=callbacks,
+            stop_token=stop_token,
+            key_added=spec.key,
         )
     else:
         result = fit(

@@ -357,6 +357,37 @@ def test_newcomer_path(server, tmp_path):
         run_dir.mkdir()
         snippet = run_dir / "reproduce.py"
         dl.value.save_as(snippet)
+
+        # Teach the clustering (issue 12): lasso one region as "same type", another as "different" from it,
+        # then re-cluster the same pretrained model with them: a new run, with its before/after.
+        def lasso(x0: float, x1: float) -> None:
+            """Drag a lasso over the UMAP between the fractions x0 and x1 of its width (full height)."""
+            plot = page.locator(".js-plotly-plot").filter(has_text="UMAP of the").first.locator(".nsewdrag").first
+            plot.scroll_into_view_if_needed()
+            b = plot.bounding_box()
+            corners = [(x0, 0.05), (x1, 0.05), (x1, 0.95), (x0, 0.95), (x0, 0.05)]
+            page.mouse.move(b["x"] + corners[0][0] * b["width"], b["y"] + corners[0][1] * b["height"])
+            page.mouse.down()
+            for fx, fy in corners[1:]:
+                page.mouse.move(b["x"] + fx * b["width"], b["y"] + fy * b["height"], steps=8)
+            page.mouse.up()
+
+        lasso(0.02, 0.35)
+        page.get_by_role("button", name="Mark as one type (same type)").click()
+        expect(page.get_by_text(re.compile(r"[\d,]+ must-link and 0 cannot-link pairs"))).to_be_visible()
+        lasso(0.65, 0.98)
+        expect(page.get_by_role("button", name="Mark as a different type")).to_be_visible()
+        page.get_by_role("button", name="Mark as a different type").click()
+        expect(page.get_by_text(re.compile(r"[\d,]+ must-link and [1-9][\d,]* cannot-link pairs"))).to_be_visible()
+        shot(page, "9_teach")
+        page.get_by_role("button", name="Re-cluster with these constraints").click()
+        sidebar.get_by_role("link", name="Train").click()
+        expect(sidebar.get_by_text(re.compile(r"Results:.*scdcc_2"))).to_be_visible(timeout=300_000)
+        sidebar.get_by_role("link", name="Explore").click()
+        expect(page.get_by_text("Taught with 2 selections").first).to_be_visible()
+        expect(page.get_by_text("changed cluster").first).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shot(page, "9b_taught")
         browser.close()
 
     result = ad.read_h5ad(result_path)

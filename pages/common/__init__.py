@@ -125,6 +125,8 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
         "colour_by",
         "batch_key",  # a column of the old data
         "batch_select",
+        "teach",  # constraint selections name the old data's cells
+        "taught_from",
         "standard_labels",
         "learn_genes_of",
         "learn_genes",
