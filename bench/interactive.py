@@ -65,6 +65,7 @@ def measure(path: str, label_key: str, k: int, seed: int, sizes: list[int]) -> d
         pairs = taught.constraints["pairs"]
         out["sizes"][str(n)] = {
             "ari_taught": metrics.ari(truth[mask], labels[mask]),
+            "ari_taught_init": taught.init_scores.get("ari"),  # its initial clustering, same cells
             "ari_unconstrained": metrics.ari(truth[mask], base_labels[mask]),
             "recluster_s": recluster_s,
             "n_must_link": int((pairs["type"] == "ml").sum()),

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from .errors import InputError
 from .log import note, noted
@@ -32,6 +34,19 @@ class PairConstraints:
     @property
     def n_pairs(self) -> int:
         return len(self.must_link) + len(self.cannot_link)
+
+
+def must_link_groups(pc: PairConstraints, n_cells: int) -> list[np.ndarray]:
+    """Cells joined by must-links, directly or through others (the connected components of the
+    must-link graph with two cells or more), largest first: each is one type by the user's word."""
+    if len(pc.must_link) == 0:
+        return []
+    ml = pc.must_link
+    graph = sp.coo_matrix((np.ones(len(ml)), (ml[:, 0], ml[:, 1])), shape=(n_cells, n_cells))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    order = np.argsort(-sizes, kind="stable")
+    return [np.flatnonzero(component == c) for c in order if sizes[c] >= 2]
 
 
 def _empty() -> np.ndarray:

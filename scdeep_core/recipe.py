@@ -16,9 +16,10 @@ from itertools import pairwise
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
 
 from .config import BaseConfig
-from .constraints import PairConstraints
+from .constraints import PairConstraints, must_link_groups
 from .device import model_device, resolve_device, to_device, to_numpy
 from .events import TrainingEvent
 from .graph import leiden_on_embedding
@@ -169,14 +170,58 @@ def pretrain(
     )
 
 
-def initial_clusters(z: np.ndarray, cfg: BaseConfig, k_selection: KSelection | None = None) -> np.ndarray:
+def seeded_kmeans(z: np.ndarray, k: int, groups: list[np.ndarray], seed: int, n_iter: int = 50) -> np.ndarray:
+    """k-means anchored on the user's must-link groups: each group's mean is a centre that stays
+    put, the other ``k - len(groups)`` centres move as in Lloyd's k-means (started from the free
+    KMeans centres farthest from the anchors). ``len(groups) <= k``.
+
+    Anchors stay put because a centre that moves drifts away from the type it was seeded with:
+    on cbmc_citeseq_8617 (25 marked cells per type) KMeans started from the group means (seeded
+    k-means, Basu et al. 2002) scored ARI 0.55, assigning each cell to the nearest mean 0.73.
+    scikit-learn's KMeans cannot hold centres fixed, hence these few lines.
+    """
+    anchors = np.stack([z[g].mean(axis=0) for g in groups])
+    free = np.zeros((0, z.shape[1]), dtype=z.dtype)
+    if len(groups) < k:
+        candidates = list(KMeans(n_clusters=k, n_init=20, random_state=seed).fit(z).cluster_centers_)
+        chosen = list(anchors)
+        while len(chosen) < k:
+            far = int(np.argmax([min(np.linalg.norm(c - s) for s in chosen) for c in candidates]))
+            chosen.append(candidates.pop(far))
+        free = np.stack(chosen[len(groups) :])
+    labels = None
+    for _ in range(n_iter if len(free) else 1):
+        centres = np.concatenate([anchors, free])
+        new = pairwise_distances_argmin(z, centres)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(len(free)):
+            members = labels == len(anchors) + j
+            if members.any():
+                free[j] = z[members].mean(axis=0)
+    return labels
+
+
+def initial_clusters(
+    z: np.ndarray,
+    cfg: BaseConfig,
+    k_selection: KSelection | None = None,
+    groups: list[np.ndarray] | None = None,
+) -> np.ndarray:
     """Cluster the pretrained embedding to initialise the centroids.
 
     A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
     :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
-    Leiden at ``cfg.resolution``.
+    Leiden at ``cfg.resolution``. With must-link ``groups`` (cells the user says are one type)
+    and no more of them than clusters: KMeans started from the groups' means
+    (:func:`seeded_kmeans`), with the given or the chosen k.
     """
+    if groups and cfg.n_clusters == "auto" and k_selection is not None and len(groups) <= k_selection.n_clusters:
+        return seeded_kmeans(z, k_selection.n_clusters, groups, cfg.seed)
     if isinstance(cfg.n_clusters, int):
+        if groups and len(groups) <= cfg.n_clusters:
+            return seeded_kmeans(z, cfg.n_clusters, groups, cfg.seed)
         return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(z)
     if cfg.n_clusters == "auto":
         if k_selection is None:
@@ -191,7 +236,9 @@ def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.stack([z[labels == j].mean(axis=0) for j in range(k)])
 
 
-def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.ndarray, KSelection | None]:
+def _initialise(
+    pre: Pretrained, cfg: BaseConfig, monitor: Monitor, groups: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, KSelection | None]:
     """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
     selection = None
     if cfg.n_clusters == "auto":
@@ -203,7 +250,7 @@ def _initialise(pre: Pretrained, cfg: BaseConfig, monitor: Monitor) -> tuple[np.
             if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
             else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
         )
-    return initial_clusters(pre.z, cfg, selection), selection
+    return initial_clusters(pre.z, cfg, selection, groups), selection
 
 
 def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
@@ -237,7 +284,9 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConst
     t0 = time.perf_counter()
     model = deepcopy(pre.model)
     z = pre.z
-    init_labels, selection = _initialise(pre, cfg, monitor)
+    known = pairs if pairs is not None else getattr(pre.hooks, "pairs", None)  # this stage's or the pretraining's
+    groups = must_link_groups(known, pre.n_cells) if known is not None else []
+    init_labels, selection = _initialise(pre, cfg, monitor, groups)
     model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
@@ -257,6 +306,14 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConst
     notes = []
     if selection is not None:
         note(notes, f"Automatic choice: {selection.summary()}")
+    if groups and cfg.n_clusters is not None and len(groups) <= n_init:
+        note(notes, f"The initial clusters started from the {len(groups)} groups of cells joined by must-links.")
+    elif groups:
+        note(
+            notes,
+            f"The {len(groups)} groups of cells joined by must-links outnumber the clusters: the initial clustering "
+            "does not use them (the clustering stage still does).",
+        )
     stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
     delta = None
     if n_init < 2:

@@ -127,3 +127,27 @@ def test_explore_lists_selections_undoes_them_and_reclusters_with_them():
     assert not at.exception
     assert any("Taught with 1 selections" in c.value for c in at.caption)
     assert any("changed cluster" in m.value for m in at.markdown), "before/after against the run it was taught from"
+
+
+def test_must_link_groups_anchor_the_initial_clusters_where_kmeans_splits_a_large_type():
+    """A large type and two small close ones: KMeans cuts the large one and merges the small ones;
+    started from five marked cells of each, the anchored k-means keeps the three types."""
+    from sklearn.cluster import KMeans
+
+    from scdeep_core.constraints import PairConstraints, must_link_groups
+    from scdeep_core.metrics import ari
+    from scdeep_core.recipe import seeded_kmeans
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate(
+        [rng.normal([0, 0], 1.5, (2000, 2)), rng.normal([7, 0], 0.4, (60, 2)), rng.normal([7, 1.6], 0.4, (60, 2))]
+    )
+    truth = np.repeat([0, 1, 2], [2000, 60, 60])
+    assert ari(truth, KMeans(3, n_init=20, random_state=0).fit_predict(z)) < 0.5
+    marked = [rng.choice(np.flatnonzero(truth == t), 5, replace=False) for t in range(3)]
+    ml = np.concatenate([np.column_stack([m[:-1], m[1:]]) for m in marked])  # a chain within each type
+    groups = must_link_groups(PairConstraints(ml, np.zeros((0, 2), np.int64), np.zeros(len(z), bool)), len(z))
+    assert sorted(map(len, groups)) == [5, 5, 5]
+    assert ari(truth, seeded_kmeans(z, 3, groups, seed=0)) > 0.9
+    labels = seeded_kmeans(z, 4, groups[:2], seed=0)  # fewer groups than clusters: the rest are free centres
+    assert len(set(labels)) == 4 and len({labels[g[0]] for g in groups[:2]}) == 2
