@@ -203,6 +203,8 @@ def recluster(
         as selections of cells (:class:`~scdeep_core.constraints.Selection`: ``"same"`` type, or
         ``"different"`` from another selection) or as pairs over ``adata``'s cells. The selected
         cells are left out of the scores; the pairs are kept in ``uns[key_added]["constraints"]``.
+        Selections also anchor the initial clusters: each "same" selection's mean is a centre
+        that stays put (:func:`~scdeep_core.recipe.seeded_kmeans`).
     key_added
         Prefix of the result keys; defaults to the method name.
     copy
@@ -232,7 +234,7 @@ def recluster(
         raise InputError(
             f"This AnnData has {adata.n_obs} cells but the model was pretrained on {len(pretrained.data.cell_mask)}."
         )
-    pairs, selections, eval_mask = None, [], pretrained.eval_mask
+    pairs, selections, groups, eval_mask = None, [], None, pretrained.eval_mask
     if constraints is not None:
         if cfg.method != "scdcc":
             raise ConfigError("Constraints need scDCC: DESC's clustering stage has no pairwise loss.")
@@ -243,6 +245,8 @@ def recluster(
             pairs = cons.from_selections(selections, adata.obs_names, seed=cfg.seed)
         all_pairs = pairs
         pairs = cons.restrict_to_cells(pairs, pretrained.data.cell_mask)
+        if selections:  # each selection is a type by the user's word (a pair file's pairs need not be)
+            groups = cons.must_link_groups(pairs, pretrained.n_cells)
         if eval_mask is not None:
             eval_mask = eval_mask & ~pairs.used_cells  # score only the cells the user did not mark
     if _monitor is None:
@@ -254,7 +258,7 @@ def recluster(
         monitor = _monitor
     monitor.eval_mask = eval_mask
     monitor.history = list(pretrained.history)  # each result's history: the pretraining and its own stage
-    out = recipe.cluster(pretrained, cfg, monitor, pairs)
+    out = recipe.cluster(pretrained, cfg, monitor, pairs, groups)
     result = ClusteringResult(
         method=pretrained.method,
         key=key_added or pretrained.method,

@@ -19,7 +19,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
 from .config import BaseConfig
-from .constraints import PairConstraints, must_link_groups
+from .constraints import PairConstraints
 from .device import model_device, resolve_device, to_device, to_numpy
 from .events import TrainingEvent
 from .graph import leiden_on_embedding
@@ -262,7 +262,13 @@ def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
     )
 
 
-def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConstraints | None = None) -> Outcome:
+def cluster(
+    pre: Pretrained,
+    cfg: BaseConfig,
+    monitor: Monitor,
+    pairs: PairConstraints | None = None,
+    groups: list[np.ndarray] | None = None,
+) -> Outcome:
     """Initialise clusters on the pretrained embedding, then run the clustering stage on a copy
     of the network (``pre`` is not changed).
 
@@ -276,6 +282,9 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConst
         Receives the events; its history should already hold the pretraining rows.
     pairs
         Constraints for this stage instead of the pretraining's (scDCC; indices of the prepared cells).
+    groups
+        Cells the user says are one type, each group (indices of the prepared cells): with no more
+        groups than clusters their means anchor the initial clusters (:func:`seeded_kmeans`).
 
     Returns
     -------
@@ -284,8 +293,7 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConst
     t0 = time.perf_counter()
     model = deepcopy(pre.model)
     z = pre.z
-    known = pairs if pairs is not None else getattr(pre.hooks, "pairs", None)  # this stage's or the pretraining's
-    groups = must_link_groups(known, pre.n_cells) if known is not None else []
+    groups = groups or []
     init_labels, selection = _initialise(pre, cfg, monitor, groups)
     model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
     scores = monitor.score(init_labels)
@@ -307,12 +315,12 @@ def cluster(pre: Pretrained, cfg: BaseConfig, monitor: Monitor, pairs: PairConst
     if selection is not None:
         note(notes, f"Automatic choice: {selection.summary()}")
     if groups and cfg.n_clusters is not None and len(groups) <= n_init:
-        note(notes, f"The initial clusters started from the {len(groups)} groups of cells joined by must-links.")
+        note(notes, f"The initial clusters were anchored on the {len(groups)} groups of cells marked as one type.")
     elif groups:
         note(
             notes,
-            f"The {len(groups)} groups of cells joined by must-links outnumber the clusters: the initial clustering "
-            "does not use them (the clustering stage still does).",
+            f"The {len(groups)} groups of cells marked as one type outnumber the clusters: the initial clustering "
+            "does not use them (the clustering stage still uses their pairs).",
         )
     stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
     delta = None

@@ -67,6 +67,7 @@ def test_recluster_with_selections_from_the_pretrained_model(pretrained_run, tmp
     assert (pairs["type"] == "ml").sum() == 4 * 105 and (pairs["type"] == "cl").sum() == 225
     assert taught.eval_mask.sum() == adata.n_obs - 60, "scored on the cells no selection touched"
     assert any("must-link" in n for n in taught.notes)
+    assert any("anchored on the 4 groups" in n for n in taught.notes), "the four 'same' selections are the types"
     assert "scdcc_taught" in adata.uns and "constraints" in adata.uns["scdcc_taught"]
     paths = sd.save_run(adata, taught, tmp_path / "run")
     assert pd.read_csv(paths["constraints"]).shape == (len(pairs), 3)
