@@ -228,7 +228,7 @@ if teach:
     figures.add_selections(
         fig,
         coords,
-        [(positions[t["cells"]].to_numpy(), f"selection {i + 1}: {t['kind']}") for i, t in enumerate(teach)],
+        [(positions[t["cells"]].to_numpy(), f"selection {i + 1}: {t['kind']}", t["kind"]) for i, t in enumerate(teach)],
     )
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("lasso", "box"), key="umap_chart")
 

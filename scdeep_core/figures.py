@@ -360,14 +360,16 @@ def k_selection_chart(table: pd.DataFrame, chosen_k: int | None = None, chosen_r
     return fig
 
 
-SELECTION_COLOURS = ["#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6"]
+# Dark outlines, none of them in scanpy's cluster palettes, so a selection never reads as a cluster.
+SELECTION_COLOURS = ["#000000", "#5a5a5a", "#7f3b08", "#08306b", "#00441b", "#3f007d"]
+SELECTION_SYMBOLS = {"same": "circle-open", "different": "x-thin-open"}
 
 
-def add_selections(fig: go.Figure, coords: np.ndarray, selections: list[tuple[np.ndarray, str]]) -> go.Figure:
-    """Outline the cells of each constraint selection (rows of ``coords``, with a legend name) on an
-    embedding scatter; the outlines carry no ``customdata``, so a lasso over them selects the cells
-    underneath, not the outlines."""
-    for i, (rows, name) in enumerate(selections):
+def add_selections(fig: go.Figure, coords: np.ndarray, selections: list[tuple[np.ndarray, str, str]]) -> go.Figure:
+    """Outline the cells of each constraint selection (rows of ``coords``, a legend name, and its
+    kind: ``"same"`` circles, ``"different"`` crosses) on an embedding scatter; the outlines carry
+    no ``customdata``, so a lasso over them selects the cells underneath, not the outlines."""
+    for i, (rows, name, kind) in enumerate(selections):
         rows = np.asarray(rows, dtype=np.int64)
         fig.add_trace(
             _points(len(rows))(
@@ -376,10 +378,11 @@ def add_selections(fig: go.Figure, coords: np.ndarray, selections: list[tuple[np
                 mode="markers",
                 name=name,
                 hoverinfo="skip",
+                opacity=0.7,
                 marker=dict(
-                    symbol="circle-open",
-                    size=9,
-                    line=dict(width=1.5),
+                    symbol=SELECTION_SYMBOLS.get(kind, "circle-open"),
+                    size=8,
+                    line=dict(width=1.2, color=SELECTION_COLOURS[i % len(SELECTION_COLOURS)]),
                     color=SELECTION_COLOURS[i % len(SELECTION_COLOURS)],
                 ),
             )

@@ -53,14 +53,12 @@ def test_bench_refuses_an_unknown_section_before_doing_anything():
 
 
 def test_only_a_full_bench_run_writes_the_committed_report():
-    from bench.__main__ import REPORT, SCRATCH, report_path
+    from bench.__main__ import REPORT, SCRATCH, SECTIONS, report_path
 
     def where(*argv):
         import argparse
 
-        ns = argparse.Namespace(
-            out=None, quick=False, sections="accuracy,speed,scaling,cold,load", extra=[], variants=None
-        )
+        ns = argparse.Namespace(out=None, quick=False, sections=",".join(SECTIONS), extra=[], variants=None)
         for key, value in argv:
             setattr(ns, key, value)
         return report_path(ns)
