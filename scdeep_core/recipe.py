@@ -213,12 +213,13 @@ def initial_clusters(
 
     A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
     :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
-    Leiden at ``cfg.resolution``. With must-link ``groups`` (cells the user says are one type)
-    and no more of them than clusters: KMeans started from the groups' means
-    (:func:`seeded_kmeans`), with the given or the chosen k.
+    Leiden at ``cfg.resolution``. With ``groups`` (cells the user says are one type), k-means
+    anchored on the groups' means (:func:`seeded_kmeans`): with the given k when there are no
+    more groups than that, with the chosen k or the number of groups, the larger, for ``"auto"``.
     """
-    if groups and cfg.n_clusters == "auto" and k_selection is not None and len(groups) <= k_selection.n_clusters:
-        return seeded_kmeans(z, k_selection.n_clusters, groups, cfg.seed)
+    if groups and cfg.n_clusters == "auto" and k_selection is not None:
+        # The user's word beats the estimate: as many clusters as marked types at least.
+        return seeded_kmeans(z, max(k_selection.n_clusters, len(groups)), groups, cfg.seed)
     if isinstance(cfg.n_clusters, int):
         if groups and len(groups) <= cfg.n_clusters:
             return seeded_kmeans(z, cfg.n_clusters, groups, cfg.seed)
@@ -251,6 +252,26 @@ def _initialise(
             else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
         )
     return initial_clusters(pre.z, cfg, selection, groups), selection
+
+
+def _anchoring_note(n_groups: int, cfg: BaseConfig, selection: KSelection | None, n_init: int) -> str:
+    """What the groups of cells marked as one type did to the initial clusters."""
+    if cfg.n_clusters is None:
+        return (
+            f"The {n_groups} groups of cells marked as one type do not anchor clusters found by Leiden at a "
+            "resolution (give k or 'auto' for that); the clustering stage still uses their pairs."
+        )
+    if isinstance(cfg.n_clusters, int) and n_groups > cfg.n_clusters:
+        return (
+            f"The {n_groups} groups of cells marked as one type outnumber the k = {cfg.n_clusters} clusters asked "
+            "for: the initial clustering does not use them (the clustering stage still uses their pairs)."
+        )
+    raised = selection is not None and n_groups > selection.n_clusters
+    return f"The initial clusters were anchored on the {n_groups} groups of cells marked as one type" + (
+        f"; k = {n_init}, as many as the marked types (the automatic choice was {selection.n_clusters})."
+        if raised
+        else "."
+    )
 
 
 def not_converged_note(delta: float | None, tol: float, epochs: int) -> str:
@@ -314,14 +335,8 @@ def cluster(
     notes = []
     if selection is not None:
         note(notes, f"Automatic choice: {selection.summary()}")
-    if groups and cfg.n_clusters is not None and len(groups) <= n_init:
-        note(notes, f"The initial clusters were anchored on the {len(groups)} groups of cells marked as one type.")
-    elif groups:
-        note(
-            notes,
-            f"The {len(groups)} groups of cells marked as one type outnumber the clusters: the initial clustering "
-            "does not use them (the clustering stage still uses their pairs).",
-        )
+    if groups:
+        note(notes, _anchoring_note(len(groups), cfg, selection, n_init))
     stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
     delta = None
     if n_init < 2:

@@ -152,3 +152,22 @@ def test_must_link_groups_anchor_the_initial_clusters_where_kmeans_splits_a_larg
     assert ari(truth, seeded_kmeans(z, 3, groups, seed=0)) > 0.9
     labels = seeded_kmeans(z, 4, groups[:2], seed=0)  # fewer groups than clusters: the rest are free centres
     assert len(set(labels)) == 4 and len({labels[g[0]] for g in groups[:2]}) == 2
+
+
+def test_with_an_automatic_k_the_marked_types_set_the_least_number_of_clusters(pretrained_run):
+    """Five 'same type' selections (the simulator's four groups, one marked twice apart) on a run
+    whose k was chosen automatically: at least five clusters, and the note says why."""
+    adata, cfg, _ = pretrained_run
+    auto = sd.config_for("scdcc", n_clusters="auto", pretrain_epochs=15)
+    base = sd.fit(adata, auto, label_key="group", copy=True)
+    rng = np.random.default_rng(1)
+    groups = adata.obs["group"].cat.categories
+    cells = [rng.choice(adata.obs_names[adata.obs["group"] == g], 20, replace=False) for g in groups]
+    selections = [Selection(list(c)) for c in cells] + [Selection(list(cells[0][10:]))]
+    selections[0] = Selection(list(cells[0][:10]))  # the first group marked as two types
+    taught = sd.recluster(adata, base.pretrained, auto, constraints=selections, copy=True)
+    assert taught.n_clusters >= 5
+    notes = " ".join(taught.notes)
+    assert "anchored on the 5 groups" in notes
+    if base.n_clusters < 5:
+        assert f"automatic choice was {base.n_clusters}" in notes
