@@ -172,8 +172,10 @@ def pretrain(
 
 def seeded_kmeans(z: np.ndarray, k: int, groups: list[np.ndarray], seed: int, n_iter: int = 50) -> np.ndarray:
     """k-means anchored on the user's must-link groups: each group's mean is a centre that stays
-    put, the other ``k - len(groups)`` centres move as in Lloyd's k-means (started from the free
-    KMeans centres farthest from the anchors). ``len(groups) <= k``.
+    put (a group none of whose cells is nearest its own mean, as for one type marked twice, keeps
+    its cells, so that no cluster is empty); the other ``k - len(groups)`` centres move as in
+    Lloyd's k-means (started from the free KMeans centres farthest from the anchors).
+    ``len(groups) <= k``, groups disjoint.
 
     Anchors stay put because a centre that moves drifts away from the type it was seeded with:
     on cbmc_citeseq_8617 (25 marked cells per type) KMeans started from the group means (seeded
@@ -200,6 +202,9 @@ def seeded_kmeans(z: np.ndarray, k: int, groups: list[np.ndarray], seed: int, n_
             members = labels == len(anchors) + j
             if members.any():
                 free[j] = z[members].mean(axis=0)
+    for i, g in enumerate(groups):
+        if not (labels == i).any():  # every cell of the group nearer another anchor (one type marked twice)
+            labels[g] = i  # keep its cluster: an empty one would have no centroid
     return labels
 
 

@@ -152,6 +152,13 @@ def test_must_link_groups_anchor_the_initial_clusters_where_kmeans_splits_a_larg
     assert ari(truth, seeded_kmeans(z, 3, groups, seed=0)) > 0.9
     labels = seeded_kmeans(z, 4, groups[:2], seed=0)  # fewer groups than clusters: the rest are free centres
     assert len(set(labels)) == 4 and len({labels[g[0]] for g in groups[:2]}) == 2
+    # one type marked twice: two anchors side by side, neither cluster left empty (an empty one has no centroid)
+    twice = [marked[0][:1], marked[0][1:], marked[1], marked[2]]
+    labels = seeded_kmeans(z, 4, twice, seed=0)
+    assert np.bincount(labels, minlength=4).min() > 0
+    same_place = [np.array([0, 1]), np.array([2, 3])]  # two groups with one mean: every cell nearest the first
+    z4 = np.array([[-1.0, 0], [1, 0], [0, -1], [0, 1], [5, 5], [6, 5]])
+    assert sorted(seeded_kmeans(z4, 3, same_place, seed=0)[:4]) == [0, 0, 1, 1], "the second group keeps its cells"
 
 
 def test_with_an_automatic_k_the_marked_types_set_the_least_number_of_clusters(pretrained_run):
