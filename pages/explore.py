@@ -168,16 +168,21 @@ def before_after(parent: str) -> None:
         key="taught_after",
     )
     st.plotly_chart(
-        figures.confusion_heatmap(metrics.confusion(before, after)), width="stretch", key="taught_confusion"
+        figures.confusion_heatmap(
+            metrics.confusion(before, after), rows=f"cluster before ({parent})", columns=f"cluster after ({key})"
+        ),
+        width="stretch",
+        key="taught_confusion",
     )
     st.caption("Rows: the clusters before; columns: after. Off-diagonal cells moved.")
 
 
 if result.constraints is not None:
-    pairs_table = result.constraints["pairs"]
+    taught_pairs = result.constraints["pairs"]
     st.caption(
-        f"Taught with {len(result.constraints['selections'])} selections: {int((pairs_table['type'] == 'ml').sum()):,} "
-        f"must-link and {int((pairs_table['type'] == 'cl').sum()):,} cannot-link pairs."
+        f"Taught with {len(result.constraints['selections'])} selections: "
+        f"{int((taught_pairs['type'] == 'ml').sum()):,} must-link and "
+        f"{int((taught_pairs['type'] == 'cl').sum()):,} cannot-link pairs."
     )
 
 annotated = annotation_column(key) in adata.obs

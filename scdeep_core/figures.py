@@ -237,8 +237,9 @@ def confidence_by_cluster(
     return _layout(fig, "confidence per cluster", height=320)
 
 
-def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
-    """Cells per (label, cluster) as a heatmap with counts; clusters in numeric order (2 before 10)."""
+def confusion_heatmap(table: pd.DataFrame, rows: str = "known label", columns: str = "cluster") -> go.Figure:
+    """Cells per (label, cluster) as a heatmap with counts; clusters in numeric order (2 before 10).
+    ``rows`` and ``columns`` name the two groupings (e.g. a run's clusters before and after)."""
     table = table.set_axis(table.columns.astype(str), axis=1)
     table = table[categories(pd.Series(table.columns))]
     fig = go.Figure(
@@ -251,9 +252,9 @@ def confusion_heatmap(table: pd.DataFrame) -> go.Figure:
             texttemplate="%{text}",
         )
     )
-    fig.update_xaxes(title="cluster", type="category", dtick=1)  # every row and column labelled
-    fig.update_yaxes(title="known label", type="category", dtick=1)
-    return _layout(fig, "cells per known label and cluster", height=max(300, 28 * len(table) + 120))
+    fig.update_xaxes(title=columns, type="category", dtick=1)  # every row and column labelled
+    fig.update_yaxes(title=rows, type="category", dtick=1)
+    return _layout(fig, f"cells per {rows} and {columns}", height=max(300, 28 * len(table) + 120))
 
 
 def dot_plot(frac: pd.DataFrame, mean: pd.DataFrame) -> go.Figure:
