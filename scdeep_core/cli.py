@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
@@ -91,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--no-umap", action="store_true", help="Skip the UMAP of the embedding.")
     fit.add_argument("--quiet", action="store_true", help="No progress bar.")
+    fit.add_argument(
+        "--dist-backend",
+        choices=["auto", "gloo", "nccl"],
+        default="auto",
+        help="Under torchrun (several processes): the torch.distributed backend; auto = nccl with CUDA GPUs, "
+        "else gloo. Each process trains on its shard of the cells; rank 0 prints and writes the results.",
+    )
     hp = fit.add_argument_group("hyperparameters (from the method's config; defaults depend on the method)")
     for setting in settings():
         if setting.name not in SET_ELSEWHERE:
@@ -221,17 +229,34 @@ def show_notes() -> logging.Handler:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from . import api, datasets, io, results
+    from . import distributed
+
+    ranks = distributed.setup(args.dist_backend)
+    try:
+        return _run_fit(args, ranks)
+    finally:
+        distributed.teardown()
+
+
+def _run_fit(args: argparse.Namespace, ranks) -> int:
+    from . import api, datasets, distributed, io, results
 
     t0 = time.perf_counter()
     cfg = _config_from_args(args)
+    if ranks.active:
+        cfg = dataclasses.replace(cfg, device=distributed.local_device(ranks, cfg.device))
+        args.quiet = args.quiet or not ranks.is_main
+        if not ranks.is_main:  # rank 0 prints the notes; the others would repeat them
+            logging.getLogger("scdeep_core").setLevel(logging.ERROR)
     if not args.max_gb > 0:
         raise ConfigError(f"--max-gb must be above 0 (GiB), got {args.max_gb:g}.")
     builtin = args.input.startswith("builtin:")
     stem = args.input.split(":", 1)[1] if builtin else Path(args.input).name.split(".")[0]
     # Check where results go before any work: a bad --out or --key must not cost a training run.
     check_key(args.key)
-    out = check_out(args.out or Path(f"{stem}_{args.method}"), force=args.force)
+    out = args.out or Path(f"{stem}_{args.method}")
+    if ranks.is_main:
+        out = check_out(out, force=args.force)
     if builtin:
         adata = datasets.load_builtin(args.input.split(":", 1)[1])
     else:
@@ -249,6 +274,8 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     else:
         runs = [api.fit(adata, cfg, label_key=args.label_key, callbacks=[_Progress(args.quiet)], key_added=args.key)]
+    if not ranks.is_main:  # every rank holds the same labels; one writes them
+        return 0
     for result in runs:
         if result.k_selection is not None:
             print(format_k_selection(result.k_selection))

@@ -21,6 +21,7 @@ from sklearn.metrics import pairwise_distances_argmin
 from .config import BaseConfig
 from .constraints import PairConstraints
 from .device import model_device, resolve_device, to_device, to_numpy
+from .distributed import current as current_ranks
 from .events import TrainingEvent
 from .graph import leiden_on_embedding
 from .kselect import KSelection, choose_k
@@ -151,6 +152,17 @@ def pretrain(
         torch.manual_seed(cfg.seed)
         hooks = hooks_for(cfg, data, pairs, device)
         model = hooks.build_model(data.n_genes).to(device)  # initialised on the CPU: the same weights on any device
+        ranks = current_ranks()
+        ranks.sync_parameters(model)
+        if ranks.rank > 0:  # other dropout noise on each rank's cells; rank 0 keeps the single-process stream
+            torch.manual_seed(cfg.seed * 1000 + ranks.rank)
+    notes = list(notes or [])
+    if ranks.active:
+        note(
+            notes,
+            f"Trained data-parallel on {ranks.world} processes (torch.distributed, {ranks.backend}): each trains "
+            "on its shard of the cells, so the labels differ slightly from a one-process run with the same seed.",
+        )
     monitor.truth, monitor.eval_mask = truth, eval_mask
     monitor.set_plan(run_plan(cfg, data.n_cells, n_pretrain, stages))
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
@@ -163,7 +175,7 @@ def pretrain(
         embed(model, data),
         truth,
         eval_mask,
-        list(notes or []),
+        notes,
         time.perf_counter() - started,
         list(monitor.history),
         stopped=monitor.stop_requested,
@@ -321,6 +333,7 @@ def cluster(
     z = pre.z
     groups = groups or []
     init_labels, selection = _initialise(pre, cfg, monitor, groups)
+    init_labels = current_ranks().broadcast_array(init_labels)  # several processes start from rank 0's clusters
     model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1

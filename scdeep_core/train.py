@@ -21,6 +21,7 @@ import torch
 
 from . import metrics
 from .device import model_device, to_device, to_numpy
+from .distributed import current as current_ranks
 from .events import Callback, EmbeddingSnapshot, StopToken, TrainingEvent
 from .losses import soft_assignment, target_distribution
 from .pp import PreparedData
@@ -65,15 +66,17 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
 @torch.no_grad()
 def embed(model: torch.nn.Module, data: PreparedData, batch_size: int = 4096) -> np.ndarray:
     """Noise-free embedding of every cell (evaluation mode)."""
-    was_training, device = model.training, model_device(model)
+    was_training, device, ranks = model.training, model_device(model), current_ranks()
     model.eval()
     parts = []
-    for rows in iterate_batches(data.n_cells, batch_size, None):
+    own = ranks.shard(data.n_cells)  # with several processes each embeds its shard, then all gather
+    for i in range(0, len(own), batch_size):
+        rows = own[i : i + batch_size]
         onehot = data.batch_onehot(rows)
         b = to_device(onehot, device) if onehot is not None else None
         parts.append(model.encode(to_device(data.scaled_input(rows), device), b))
     model.train(was_training)
-    return to_numpy(torch.cat(parts))
+    return ranks.gather_cells(to_numpy(torch.cat(parts)), data.n_cells)
 
 
 def assign(model: torch.nn.Module, data: PreparedData, alpha: float) -> tuple[np.ndarray, torch.Tensor]:
@@ -208,17 +211,20 @@ def _run_epoch(
     """One pass over shuffled minibatches; mean of each loss term, or ``None`` if stopped."""
     sums: dict[str, float] = {}
     n_seen = 0
-    for rows in iterate_batches(data.n_cells, cfg.batch_size, rng):
+    ranks = current_ranks()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for rows in ranks.epoch_batches(data.n_cells, cfg.batch_size, rng):
         if monitor.stop_requested:
             return None
         losses = batch_losses(make_batch(data, rows, hooks.uses_counts, device))
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
+        ranks.average_gradients(params)
         optimizer.step()
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
         n_seen += len(rows)
-    return {k: v / n_seen for k, v in sums.items()}
+    return ranks.mean_losses({k: v / n_seen for k, v in sums.items()}, n_seen)
 
 
 def pretrain(model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, n_epochs: int) -> None:
@@ -273,6 +279,21 @@ class ClusterStageOutcome:
     delta_label: float | None
 
 
+def stage_target(q: torch.Tensor, ranks) -> torch.Tensor:
+    """The target ``p`` of every cell one process trains on.
+
+    One process: :func:`~scdeep_core.losses.target_distribution` of all cells. Several: each
+    rank's minibatches come from its own shard, so only the shard's rows are filled, from the
+    cluster frequencies summed across ranks (:meth:`~scdeep_core.distributed.Ranks.target_distribution`).
+    """
+    if not ranks.active:
+        return target_distribution(q)
+    own = torch.from_numpy(ranks.shard(q.shape[0])).to(q.device)
+    p = torch.zeros_like(q)
+    p[own] = ranks.target_distribution(q[own])
+    return p
+
+
 def cluster_stage(
     model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, snapshots: SnapshotMaker
 ) -> ClusterStageOutcome:
@@ -282,7 +303,8 @@ def cluster_stage(
     device = model_device(model)
     z, q = assign(model, data, cfg.alpha)
     labels = to_numpy(q.argmax(1))
-    p = target_distribution(q)
+    ranks = current_ranks()
+    p = stage_target(q, ranks)
     delta: float | None = None
     updates = 0
     for epoch in range(cfg.max_cluster_epochs):
@@ -291,7 +313,7 @@ def cluster_stage(
             z, q = assign(model, data, cfg.alpha)
             new_labels = to_numpy(q.argmax(1))
             delta = float(np.mean(new_labels != labels))
-            labels, p = new_labels, target_distribution(q)
+            labels, p = new_labels, stage_target(q, ranks)
             updates += 1
             # The initial clusters are a fixed point of the assignment (KMeans / Leiden means), so
             # delta_label starts near 0: the first checks would end the stage before KL has acted.
@@ -310,6 +332,7 @@ def cluster_stage(
         if means is None:
             return ClusterStageOutcome(labels, to_numpy(q), z, epoch, False, True, delta)
         means.update(hooks.extra_cluster_steps(model, optimizer, rng))
+        ranks.sync_parameters(model)  # the pairwise steps ran on each rank alone
         scores = monitor.score(labels)
         fresh = epoch % cfg.update_interval == 0  # q was recomputed for this epoch
         snap = snapshots(z, to_numpy(q), to_numpy(model.centroids), updates) if fresh else None
