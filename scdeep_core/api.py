@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import constraints as cons
 from . import metrics, recipe
+from .backed import prepare_backed
 from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
 from .device import resolve_device
 from .errors import InputError
@@ -154,7 +155,18 @@ def pretrain(
     monitor = _monitor or Monitor(callbacks, stop_token)
     monitor.emit(TrainingEvent("prepare", 0, 0, message="Preparing the data: normalising, selecting genes, scaling..."))
     batch, batch_notes = batch_of(adata, cfg.batch_key)
-    data = prepare(adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value, batch=batch)
+    if adata.isbacked:  # read with backed="r": train out of core, minibatches read from the file
+        if batch is not None:
+            raise ConfigError(
+                "batch_key is not available out of core yet: load the file into memory to correct for batches."
+            )
+        data = prepare_backed(
+            adata.filename, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value
+        )
+    else:
+        data = prepare(
+            adata, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value, batch=batch
+        )
     _check_k(cfg, data.n_cells, " left after dropping all-zero cells")
     truth = adata.obs[label_key].to_numpy(dtype=object)[data.cell_mask] if label_key is not None else None
     pairs = _constraints_for(adata, cfg, data) if isinstance(cfg, SCDCCConfig) else None

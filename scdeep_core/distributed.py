@@ -62,15 +62,21 @@ class Ranks:
         """Indices of this rank's cells (every ``world``-th cell from ``rank``)."""
         return np.arange(self.rank, n_cells, self.world)
 
-    def epoch_batches(self, n_cells: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    def epoch_batches(
+        self, n_cells: int, batch_size: int, rng: np.random.Generator | None, order=None
+    ) -> list[np.ndarray]:
         """This rank's minibatches for one epoch (shuffled when ``rng`` is given).
 
-        One process: the cells split into ``batch_size`` chunks, exactly as before. Several:
+        One process: the cells split into ``batch_size`` chunks, in the order ``order(rng)``
+        gives (the block shuffle of data read from disk) or a random permutation. Several:
         ``batch_size`` stays the global batch; each rank splits its shuffled shard into the same
         number of chunks (``ceil(n_cells / batch_size)``), so all ranks step together.
         """
         if not self.active:
-            order = rng.permutation(n_cells) if rng is not None else np.arange(n_cells)
+            if rng is None:
+                order = np.arange(n_cells)
+            else:
+                order = order(rng) if order is not None else rng.permutation(n_cells)
             return [order[i : i + batch_size] for i in range(0, n_cells, batch_size)]
         own = self.shard(n_cells)
         if rng is not None:

@@ -185,6 +185,10 @@ class PreparedData:
         np.clip(dense, -self.max_value, self.max_value, out=dense)
         return dense
 
+    def counts_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Raw counts of the given cells (scDCC's ZINB target)."""
+        return self.counts[rows]
+
     def batch_onehot(self, rows: np.ndarray | slice) -> np.ndarray | None:
         """One-hot batch of the given cells (float32), or ``None`` without batches."""
         if self.batch is None:

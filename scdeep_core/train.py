@@ -48,7 +48,7 @@ def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool, device: 
     if onehot is not None:
         batch.b = to_device(onehot, device)
     if with_counts and data.counts is not None:
-        sub: sp.csr_matrix = data.counts[rows]
+        sub: sp.csr_matrix = data.counts_rows(rows)
         row_ids = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr))
         batch.nz_flat_index = to_device(row_ids * data.n_genes + sub.indices.astype(np.int64), device)
         batch.nz_counts = to_device(sub.data.astype(np.float32), device)
@@ -213,7 +213,7 @@ def _run_epoch(
     n_seen = 0
     ranks = current_ranks()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    for rows in ranks.epoch_batches(data.n_cells, cfg.batch_size, rng):
+    for rows in ranks.epoch_batches(data.n_cells, cfg.batch_size, rng, getattr(data, "epoch_order", None)):
         if monitor.stop_requested:
             return None
         losses = batch_losses(make_batch(data, rows, hooks.uses_counts, device))
