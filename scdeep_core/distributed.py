@@ -32,8 +32,7 @@ import torch
 import torch.distributed as dist
 
 from .config import ConfigError
-
-EPS = 1e-12
+from .losses import target_distribution
 
 
 @dataclass(frozen=True)
@@ -158,10 +157,7 @@ class Ranks:
         Equal to :func:`scdeep_core.losses.target_distribution` on all cells' ``q`` (the row
         normalisation is per cell; only ``f_j`` needs every shard).
         """
-        q_shard = q_shard.detach()
-        frequency = self.sum(q_shard.sum(dim=0, keepdim=True))
-        weight = q_shard.pow(2) / frequency.clamp_min(EPS)
-        return weight / weight.sum(dim=1, keepdim=True).clamp_min(EPS)
+        return target_distribution(q_shard, frequency=self.sum(q_shard.detach().sum(dim=0, keepdim=True)))
 
 
 def current() -> Ranks:

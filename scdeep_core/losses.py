@@ -49,7 +49,9 @@ def soft_assignment(z: torch.Tensor, centroids: torch.Tensor, alpha: float = 1.0
     return torch.softmax(log_kernel, dim=1)
 
 
-def target_distribution(q: torch.Tensor, normalise_frequency: bool = True) -> torch.Tensor:
+def target_distribution(
+    q: torch.Tensor, normalise_frequency: bool = True, frequency: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sharpened target ``p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j')`` with ``f_j = sum_i q_ij``.
 
     Parameters
@@ -59,6 +61,9 @@ def target_distribution(q: torch.Tensor, normalise_frequency: bool = True) -> to
     normalise_frequency
         Divide by the cluster frequency ``f_j`` (DEC's default). Without it large clusters
         swallow small ones; the switch exists for teaching.
+    frequency
+        ``f_j`` when ``q`` holds only some of the cells (one process's shard), shape ``(1, k)``;
+        by default the column sums of ``q``.
 
     Returns
     -------
@@ -68,7 +73,8 @@ def target_distribution(q: torch.Tensor, normalise_frequency: bool = True) -> to
     q = q.detach()
     weight = q.pow(2)
     if normalise_frequency:
-        weight = weight / q.sum(dim=0, keepdim=True).clamp_min(EPS)
+        frequency = q.sum(dim=0, keepdim=True) if frequency is None else frequency
+        weight = weight / frequency.clamp_min(EPS)
     return weight / weight.sum(dim=1, keepdim=True).clamp_min(EPS)
 
 
