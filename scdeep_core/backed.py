@@ -143,6 +143,7 @@ class BackedData:
     notes: list[str] = field(default_factory=list)
     batch: np.ndarray | None = None  # no batch correction out of core (refused in prepare_backed)
     batch_names: list[str] = field(default_factory=list)
+    _last: tuple[bytes, sp.csr_matrix] | None = field(default=None, repr=False)
 
     @property
     def n_cells(self) -> int:
@@ -162,14 +163,31 @@ class BackedData:
         return self if self.uses_counts else None
 
     def counts_rows(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Raw counts of the kept genes for the given cells."""
-        return self.source.rows(self.file_rows[rows])[:, self.gene_cols]
+        """Raw counts of the kept genes for the given cells.
+
+        The last read is kept: a scDCC minibatch asks for its rows twice (network input, ZINB target).
+        """
+        rows = np.asarray(rows)
+        key = rows.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        counts = self.source.rows(self.file_rows[rows])
+        if len(self.gene_cols) < counts.shape[1]:  # all genes kept: no column indexing (it copies)
+            counts = counts[:, self.gene_cols]
+        self._last = (key, counts)
+        return counts
 
     def scaled_input(self, rows: np.ndarray | slice) -> np.ndarray:
         """Dense scaled network input for the given cells (float32), as ``PreparedData`` computes it."""
         rows = np.arange(self.n_cells)[rows] if isinstance(rows, slice) else np.asarray(rows)
         counts = self.counts_rows(rows)
-        dense = np.log1p(counts.multiply(self.norm_factor[rows, None]).toarray()).astype(np.float32)
+        # Normalise and log the non-zeros only, then densify (as pp.prepare does for the whole matrix).
+        log_norm = sp.csr_matrix(
+            (counts.data * np.repeat(self.norm_factor[rows], np.diff(counts.indptr)), counts.indices, counts.indptr),
+            shape=counts.shape,
+        )
+        np.log1p(log_norm.data, out=log_norm.data)
+        dense = log_norm.toarray()
         dense -= self.gene_mean
         dense /= self.gene_std
         np.clip(dense, -self.max_value, self.max_value, out=dense)
