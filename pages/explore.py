@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import end_page, k_selection_of, k_selection_panel, require_app
+from pages.common import end_page, k_selection_of, k_selection_panel, require_app, session_figure
 from scdeep_core import figures, metrics
 from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
 from scdeep_core.colours import colour_map
@@ -296,12 +296,17 @@ if ss.label_key:
         st.info("No held-out labelled cells to score this run against.")
     else:
         truth, pred = adata.obs[ss.label_key][known], adata.obs[f"{key}_cluster"][known]
-        s = metrics.scores(truth, pred)
+        # Once per run and label column: a run's clusters never change (names go to another column).
+        s, confusion = session_figure(
+            "label_comparison",
+            (key, ss.label_key),
+            lambda: (metrics.scores(truth, pred), figures.confusion_heatmap(metrics.confusion(truth, pred))),
+        )
         c1, c2, c3 = st.columns(3)
         c1.metric("ARI", f"{s['ari']:.3f}")
         c2.metric("NMI", f"{s['nmi']:.3f}")
         c3.metric("ACC", f"{s['acc']:.3f}")
-        st.plotly_chart(figures.confusion_heatmap(metrics.confusion(truth, pred)), width="stretch")
+        st.plotly_chart(confusion, width="stretch")
 
 st.subheader("Against the standard scanpy pipeline")
 st.caption(
@@ -320,7 +325,7 @@ if "standard_labels" in ss:
             [f"L{i}" for i in ss.standard_labels], categories=[f"L{i}" for i in range(ss.standard_labels.max() + 1)]
         )
     )
-    comparison = compare(adata.obs[f"{key}_cluster"], standard)
+    comparison = session_figure("standard_comparison", (key,), lambda: compare(adata.obs[f"{key}_cluster"], standard))
     c1, c2, c3 = st.columns(3)
     c1.metric(
         "agreement (ARI)",

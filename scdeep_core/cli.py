@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--max-gb", type=float, default=8.0, help="Refuse input files larger than this (GiB).")
     fit.add_argument(
+        "--backed",
+        action="store_true",
+        help="h5ad input: train out of core, reading minibatches from the file (memory follows the minibatch, not "
+        "the cells; --max-gb does not apply). result.h5ad then holds the result keys and genes, not the counts.",
+    )
+    fit.add_argument(
         "--umap",
         choices=["umap-learn", "preview"],
         default="umap-learn",
@@ -239,6 +245,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _run_fit(args: argparse.Namespace, ranks) -> int:
+    import anndata
+
     from . import api, datasets, distributed, io, results
 
     t0 = time.perf_counter()
@@ -257,7 +265,9 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
     out = args.out or Path(f"{stem}_{args.method}")
     if ranks.is_main:
         out = check_out(out, force=args.force)
-    if builtin:
+    if args.backed:
+        adata = _open_backed(args.input)
+    elif builtin:
         adata = datasets.load_builtin(args.input.split(":", 1)[1])
     else:
         adata = io.read_counts(args.input, orientation=args.orientation, max_bytes=int(args.max_gb * 1024**3))
@@ -284,6 +294,8 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
             from .embedding import add_umap
 
             add_umap(adata, result.key, seed=cfg.seed, engine=args.umap)
+    if args.backed:  # the counts stay in the input file; the results are written without them
+        adata = anndata.AnnData(obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=dict(adata.uns))
     for result in runs:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
         scores = " ".join(result.score_parts())
@@ -294,6 +306,20 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
             f"-> {', '.join(str(p) for p in paths.values())}"
         )
     return 0
+
+
+def _open_backed(path: str):
+    """The h5ad at ``path`` opened with ``backed="r"`` (its matrix stays on disk)."""
+    import anndata
+
+    if path.startswith("builtin:") or not path.endswith(".h5ad"):
+        raise ConfigError(f"--backed reads an .h5ad file out of core; {path} is not one. Drop --backed to load it.")
+    if not Path(path).is_file():
+        raise InputError(f"{path} does not exist or is not a file.")
+    try:
+        return anndata.read_h5ad(path, backed="r")
+    except OSError as exc:
+        raise InputError(f"{path} could not be opened as an h5ad file ({exc}).") from exc
 
 
 def check_key(key: str | None) -> None:

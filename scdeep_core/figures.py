@@ -16,6 +16,9 @@ from plotly.subplots import make_subplots
 from .colours import categories, palette
 
 WEBGL_FROM = 5_000
+# Cells drawn in one scatter at most: a random sample above it, the same one for every view of a
+# dataset (seeded), for display only. MAX_POINTS_MEASURED in BENCHMARKS.md section 14.
+DISPLAY_MAX_POINTS = 200_000
 
 
 def _points(n: int) -> type:
@@ -142,7 +145,7 @@ def embedding_scatter(
     values: pd.Series | np.ndarray,
     *,
     title: str = "",
-    max_points: int = 200_000,
+    max_points: int | None = None,
     hover: pd.Index | None = None,
     colorscale: str = "Viridis",
     colour_title: str = "",
@@ -156,7 +159,9 @@ def embedding_scatter(
     selection maps back to cells.
     """
     values = pd.Series(np.asarray(values)) if not isinstance(values, pd.Series) else values.reset_index(drop=True)
-    idx = _subsample(len(coords), max_points)
+    idx = _subsample(len(coords), DISPLAY_MAX_POINTS if max_points is None else max_points)
+    if len(idx) < len(coords):  # say so: a sample is drawn, every cell stays in the results
+        title = f"{title} ({len(idx):,} of {len(coords):,} cells drawn)"
     ok = idx[~np.isnan(coords[idx]).any(axis=1)]
     x, y = coords[ok, 0], coords[ok, 1]
     text = np.asarray(hover)[ok] if hover is not None else None

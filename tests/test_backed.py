@@ -73,3 +73,18 @@ def test_a_matrix_stored_by_columns_or_a_batch_key_is_refused_clearly(tmp_path, 
     with_batch.write_h5ad(tmp_path / "b.h5ad")
     with pytest.raises(ConfigError, match="out of core"):
         sd.fit(ad.read_h5ad(tmp_path / "b.h5ad", backed="r"), config_for("desc", n_clusters=3, batch_key="batch"))
+
+
+def test_the_cli_trains_out_of_core_and_writes_results_without_the_counts(sim_file, tmp_path, capsys):
+    from scdeep_core.cli import main
+
+    path, adata = sim_file
+    out = tmp_path / "run"
+    args = ["fit", str(path), "--backed", "--method", "desc", "--n-clusters", "5", "--label-key", "group"]
+    assert main([*args, "--no-umap", "--quiet", "--out", str(out)]) == 0
+    assert "desc: k=5 ARI=" in capsys.readouterr().out
+    written = ad.read_h5ad(out / "result.h5ad")
+    assert written.X is None and written.n_obs == adata.n_obs  # the counts stay in the input file
+    assert "desc_cluster" in written.obs and "X_desc" in written.obsm
+    assert main(["fit", "builtin:simulated", "--backed", "--out", str(tmp_path / "x")]) == 2
+    assert "--backed reads an .h5ad file" in capsys.readouterr().err

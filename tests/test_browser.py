@@ -5,6 +5,7 @@ page go to ``test-artifacts/``.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -37,8 +38,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _serve(env: dict[str, str] | None = None):
+    """Run the app in a streamlit server of its own; yield its URL."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it with apt)")
     port = free_port()
@@ -59,6 +60,7 @@ def server():
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -73,6 +75,11 @@ def server():
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from _serve()
 
 
 def plot_points(page, index: int = 0) -> int:
@@ -177,7 +184,6 @@ def test_newcomer_path(server, tmp_path):
     """Issue 10's walk, as a biologist new to the app takes it, with a screenshot of each step:
     open, Learn first, the built-in PBMC with DESC, then their own file with scDCC (no stale view
     anywhere), name clusters, download the h5ad and the snippet, rerun the snippet elsewhere."""
-    import re
 
     from playwright.sync_api import expect, sync_playwright
 
@@ -403,3 +409,53 @@ def test_newcomer_path(server, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "same labels as the original run: True" in out.stdout, out.stdout
+
+
+def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path):
+    """Issue 13: a file too large to upload is read from the operator's data folder (100,000 cells
+    resampled from the real PBMC set), trained briefly (Start, then Stop), and explored."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from bench.scaling import resample
+
+    folder = tmp_path / "server_data"
+    folder.mkdir()
+    resample(ad.read_h5ad(shared_file("pbmc_10x_4271.h5ad")), 100_000).write_h5ad(folder / "pbmc_100k.h5ad")
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=120_000)
+    for url in _serve({"SCDEEP_DATA_DIR": str(folder)}):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            sidebar = page.locator('section[data-testid="stSidebar"]')
+            sidebar.get_by_role("link", name="Data").click()
+            page.get_by_text("Data folder on the server").click()
+            expect(page.get_by_text("Uploads up to")).to_have_count(0)  # no upload widget on this source
+            page.get_by_role("button", name="Load").click()
+            expect(page.get_by_text("100,000 cells").first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "large_1_loaded.png", full_page=True)
+
+            sidebar.get_by_role("link", name="Train").click()
+            expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+            page.get_by_text("DESC", exact=True).click()
+            page.get_by_text("I know the number of clusters").click()
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start").click()
+            expect(page.get_by_text(re.compile(r"pretraining the autoencoder - \d+ s elapsed")).first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "large_2_training.png", full_page=True)
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("Stopped early; partial result kept").first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "large_3_stopped.png", full_page=True)
+
+            sidebar.get_by_role("link", name="Explore").click()
+            expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length > 0")
+            shown = page.evaluate(
+                "() => { const d = document.querySelectorAll('.js-plotly-plot')[0];"
+                " return d._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0); }"
+            )
+            assert 0 < shown <= 100_000
+            page.screenshot(path=ARTIFACTS / "large_4_explore.png", full_page=True)
+            browser.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 import anndata as ad
 import streamlit as st
@@ -143,9 +144,13 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
         ss.pop(key, None)
 
 
-def session_figure(name: str, key: tuple, draw: Callable[[], bytes]) -> bytes:
-    """The image ``draw()`` returns, redrawn only when ``key`` changes (one per ``name`` kept in
-    this session's state, dropped with its dataset): revisiting a page costs nothing."""
+T = TypeVar("T")
+
+
+def session_figure(name: str, key: tuple, draw: Callable[[], T]) -> T:
+    """What ``draw()`` returns (an image, a figure, scores), made again only when ``key`` changes
+    (one per ``name`` kept in this session's state, dropped with its dataset): revisiting a page
+    costs nothing."""
     cache = st.session_state.setdefault("figure_cache", {})
     if name not in cache or cache[name][0] != key:
         cache[name] = (key, draw())
