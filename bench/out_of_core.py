@@ -6,7 +6,8 @@ its 2,000 most variable genes are written to ``bench/scratch/ooc_<n>.h5ad`` (CSR
 a fresh process, a DESC and a scDCC run with a fixed schedule (2 pretraining epochs, 1 clustering
 epoch, k = 15) reads the file with ``backed="r"`` (out of core) and, up to the given size, loads
 it into memory. Prints one JSON row per run: wall, median pretraining and clustering epoch time,
-peak RSS of the process, ARI.
+peak RSS of the process, ARI. ``python -m bench.out_of_core 100000 --full desc``: default fits
+(early-stopped pretraining, clustering until ``tol``) in memory and out of core, seeds 0, 1, 2.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def write_file(n_cells: int) -> Path:
     return path
 
 
-def measure(path: str, method: str, backed: bool) -> dict:
+def measure(path: str, method: str, backed: bool, full: bool = False, seed: int = 0) -> dict:
     import anndata as ad
 
     import scdeep_core as sd
@@ -51,15 +52,20 @@ def measure(path: str, method: str, backed: bool) -> dict:
 
     t = time.perf_counter()
     adata = ad.read_h5ad(path, backed="r") if backed else ad.read_h5ad(path)
-    cfg = sd.config_for(
-        method, n_clusters=15, pretrain_epochs=2, pretrain_patience=0, max_cluster_epochs=1, tol=0.0, seed=0
-    )
+    if full:  # the default schedule: pretraining with early stopping, clustering until tol
+        cfg = sd.config_for(method, n_clusters=15, seed=seed)
+    else:
+        cfg = sd.config_for(
+            method, n_clusters=15, pretrain_epochs=2, pretrain_patience=0, max_cluster_epochs=1, tol=0.0, seed=seed
+        )
     res = sd.fit(adata, cfg, label_key="label")
     hist = res.history
     pre = np.diff(hist[hist["phase"] == "pretrain"]["elapsed"].to_numpy())
     return {
         "n_cells": int(adata.n_obs),
         "method": method,
+        "seed": seed,
+        "schedule": "default" if full else "2 + 1 epochs",
         "mode": "out of core" if backed else "in memory",
         "wall_s": round(time.perf_counter() - t, 1),
         "pretrain_epoch_s": round(float(np.median(pre)) if len(pre) else float("nan"), 2),
@@ -80,10 +86,21 @@ def main(sizes: list[int], in_memory_up_to: int) -> None:
                 print(json.dumps(row), flush=True)
 
 
+def full_fits(n: int, method: str, seeds: range) -> None:
+    """Default fits in memory and out of core on the same file, each seed in fresh processes."""
+    path = write_file(n)
+    for seed in seeds:
+        for backed in (True, False):
+            payload = {"path": str(path), "method": method, "backed": backed, "full": True, "seed": seed}
+            print(json.dumps(run_isolated("bench.out_of_core", payload)), flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1].startswith("{"):
         p = json.loads(sys.argv[1])
-        print(json.dumps(measure(p["path"], p["method"], p["backed"])))
+        print(json.dumps(measure(p["path"], p["method"], p["backed"], p.get("full", False), p.get("seed", 0))))
+    elif "--full" in sys.argv:  # python -m bench.out_of_core 100000 --full desc
+        full_fits(int(sys.argv[1]), sys.argv[sys.argv.index("--full") + 1], range(3))
     else:
         limit = int(sys.argv[sys.argv.index("--in-memory-up-to") + 1]) if "--in-memory-up-to" in sys.argv else 100_000
         main([int(v) for v in sys.argv[1].split(",")], limit)

@@ -17,8 +17,8 @@ from .colours import categories, palette
 
 WEBGL_FROM = 5_000
 # Cells drawn in one scatter at most: a random sample above it, the same one for every view of a
-# dataset (seeded), for display only. MAX_POINTS_MEASURED in BENCHMARKS.md section 14.
-DISPLAY_MAX_POINTS = 200_000
+# dataset (seeded), for display only (BENCHMARKS.md section 14: Explore at 200k cells).
+DISPLAY_MAX_POINTS = 100_000
 
 
 def _points(n: int) -> type:

@@ -426,7 +426,8 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
     for url in _serve({"SCDEEP_DATA_DIR": str(folder)}):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+            context = browser.new_context(viewport={"width": 1400, "height": 2000}, accept_downloads=True)
+            page = context.new_page()
             page.set_default_timeout(120_000)
             page.goto(url)
             sidebar = page.locator('section[data-testid="stSidebar"]')
@@ -458,4 +459,9 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             )
             assert 0 < shown <= 100_000
             page.screenshot(path=ARTIFACTS / "large_4_explore.png", full_page=True)
+            # The per-cell table is written when its button is pressed (not on every rerun): every cell.
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Labels, confidence, embedding (.csv)").click()
+            lines = Path(download.value.path()).read_text().splitlines()
+            assert len(lines) == 100_001 and "desc_cluster" in lines[0]
             browser.close()
