@@ -82,6 +82,11 @@ def server():
     yield from _serve()
 
 
+def settled(page, timeout: float = 120_000) -> None:
+    """Wait until the page's script run has ended (Streamlit's running indicator is gone)."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=timeout)
+
+
 def plot_points(page, index: int = 0) -> int:
     """Number of x values in the first trace of the index-th plotly chart."""
     return page.evaluate(f"""() => {{
@@ -436,6 +441,7 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             expect(page.get_by_text("Uploads up to")).to_have_count(0)  # no upload widget on this source
             page.get_by_role("button", name="Load").click()
             expect(page.get_by_text("100,000 cells").first).to_be_visible()
+            settled(page)
             page.screenshot(path=ARTIFACTS / "large_1_loaded.png", full_page=True)
 
             sidebar.get_by_role("link", name="Train").click()
@@ -448,6 +454,7 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             page.screenshot(path=ARTIFACTS / "large_2_training.png", full_page=True)
             page.get_by_role("button", name="Stop").click()
             expect(page.get_by_text("Stopped early; partial result kept").first).to_be_visible()
+            settled(page)
             page.screenshot(path=ARTIFACTS / "large_3_stopped.png", full_page=True)
 
             sidebar.get_by_role("link", name="Explore").click()
@@ -458,6 +465,7 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
                 " return d._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0); }"
             )
             assert 0 < shown <= 100_000
+            settled(page)
             page.screenshot(path=ARTIFACTS / "large_4_explore.png", full_page=True)
             # The per-cell table is written when its button is pressed (not on every rerun): every cell.
             with page.expect_download() as download:
