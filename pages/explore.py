@@ -222,7 +222,7 @@ if column is not None:
 fig = figures.embedding_scatter(
     coords,
     values,
-    title=f"UMAP of the {key} embedding",
+    title=f"UMAP of the {key} embedding" if umap_key in adata.obsm else f"first two dimensions of the {key} embedding",
     hover=adata.obs_names,
     colour_title=colour_title,
     colours=colour_map(adata, column) if column is not None else None,
