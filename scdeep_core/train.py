@@ -21,6 +21,7 @@ import torch
 
 from . import metrics
 from .device import model_device, to_device, to_numpy
+from .distributed import Ranks
 from .distributed import current as current_ranks
 from .events import Callback, EmbeddingSnapshot, StopToken, TrainingEvent
 from .losses import soft_assignment, target_distribution
@@ -58,9 +59,8 @@ def make_batch(data: PreparedData, rows: np.ndarray, with_counts: bool, device: 
 
 
 def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Cell indices split into minibatches, shuffled when ``rng`` is given."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    """Cell indices split into minibatches, shuffled when ``rng`` is given (one process's batches)."""
+    return Ranks().epoch_batches(n, batch_size, rng)
 
 
 @torch.no_grad()
