@@ -161,7 +161,11 @@ def pretrain(
                 "batch_key is not available out of core yet: load the file into memory to correct for batches."
             )
         data = prepare_backed(
-            adata.filename, method=cfg.method, n_top_genes=cfg.n_top_genes, max_value=cfg.scale_max_value
+            adata.filename,
+            method=cfg.method,
+            n_top_genes=cfg.n_top_genes,
+            max_value=cfg.scale_max_value,
+            var_names=adata.var_names,
         )
     else:
         data = prepare(

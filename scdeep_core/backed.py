@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from .errors import InputError
 from .log import note
+from .pp import is_integer_matrix
 
 
 class CountsFile:
@@ -219,6 +220,7 @@ def prepare_backed(
     n_top_genes: int = 2000,
     max_value: float = 10.0,
     chunk_rows: int = 10_000,
+    var_names: pd.Index | None = None,
 ) -> BackedData:
     """Statistics for out-of-core training of ``method`` on the h5ad at ``path`` (two passes over it).
 
@@ -228,6 +230,9 @@ def prepare_backed(
     z-scoring). Normalisation as :func:`scdeep_core.pp.prepare`: DESC to 1e4 counts per cell,
     scDCC by the size factor (library over the median library size). Memory: a few vectors of
     the number of cells and of genes, and one chunk of ``chunk_rows`` cells.
+
+    ``var_names``: the genes' names when the caller already holds them (a backed AnnData's
+    ``var_names``); otherwise they are read from the file.
 
     Raises
     ------
@@ -242,7 +247,7 @@ def prepare_backed(
     for start, chunk in source.chunks(chunk_rows):
         if chunk.nnz and (not np.all(np.isfinite(chunk.data)) or chunk.data.min() < 0):
             raise InputError("The matrix has NaN, infinite or negative values: give raw counts.")
-        if method == "scdcc" and chunk.nnz and np.any(np.abs(chunk.data - np.rint(chunk.data)) > 1e-3):
+        if method == "scdcc" and not is_integer_matrix(chunk):
             raise InputError("scDCC models raw counts, but these values are not integers: give the raw counts.")
         library[start : start + chunk.shape[0]] = np.asarray(chunk.sum(axis=1)).ravel()
         cells_with += np.bincount(chunk.indices, minlength=n_genes)
@@ -276,7 +281,7 @@ def prepare_backed(
         note(notes, f"Kept {int(hvg.sum())} highly variable genes.")
     std = np.sqrt(np.maximum(var[1, genes_kept], 0))
     std[std == 0] = 1.0
-    var_names = _var_names(source, n_genes)
+    var_names = np.asarray(var_names) if var_names is not None else _var_names(source, n_genes)
     rows = np.flatnonzero(cell_mask)
     return BackedData(
         source=source,
