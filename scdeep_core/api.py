@@ -166,6 +166,7 @@ def pretrain(
             n_top_genes=cfg.n_top_genes,
             max_value=cfg.scale_max_value,
             var_names=adata.var_names,
+            block_cells=cfg.shuffle_block,
         )
     else:
         data = prepare(

@@ -205,6 +205,8 @@ class BackedData:
     def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
         """Block-shuffled order of the cells for one epoch (see the module docstring)."""
         n, block = self.n_cells, self.block_cells
+        if block <= 1:  # cell by cell: exactly the in-memory order (train's rng.permutation)
+            return rng.permutation(n)
         blocks = [np.arange(s, min(s + block, n)) for s in range(0, n, block)]
         order = np.concatenate([blocks[i] for i in rng.permutation(len(blocks))])
         window = block * 16  # 16 blocks mixed cell by cell: ~4 minibatches of 256
@@ -221,6 +223,7 @@ def prepare_backed(
     max_value: float = 10.0,
     chunk_rows: int = 10_000,
     var_names: pd.Index | None = None,
+    block_cells: int = 64,
 ) -> BackedData:
     """Statistics for out-of-core training of ``method`` on the h5ad at ``path`` (two passes over it).
 
@@ -232,7 +235,8 @@ def prepare_backed(
     the number of cells and of genes, and one chunk of ``chunk_rows`` cells.
 
     ``var_names``: the genes' names when the caller already holds them (a backed AnnData's
-    ``var_names``); otherwise they are read from the file.
+    ``var_names``); otherwise they are read from the file. ``block_cells``: contiguous cells
+    shuffled as one block (1: cell by cell, the same order as in memory).
 
     Raises
     ------
@@ -261,7 +265,9 @@ def prepare_backed(
         raise InputError("Fewer than 2 cells or genes have any non-zero value: nothing to cluster.")
     median = np.median(library[cell_mask])
     sf = (library / median).astype(np.float32)
-    factor = np.where(cell_mask, 1.0 / sf if method == "scdcc" else 1e4 / np.maximum(library, 1e-12), 0.0)
+    # Dropped (all-zero) cells get factor 0; divide only where the cell is kept (no 1/0 warning).
+    numerator, denominator = (1.0, sf) if method == "scdcc" else (1e4, library)
+    factor = np.divide(numerator, denominator, out=np.zeros(n_cells), where=cell_mask)
 
     sums = np.zeros((4, n_genes), dtype=np.float64)  # norm, norm², log, log²
     for start, chunk in source.chunks(chunk_rows):
@@ -295,6 +301,7 @@ def prepare_backed(
         cell_mask=cell_mask,
         size_factors=sf[rows] if method == "scdcc" else None,
         uses_counts=method == "scdcc",
+        block_cells=int(block_cells),
         notes=notes,
     )
 

@@ -169,6 +169,14 @@ class BaseConfig:
         1, "Epochs between updates of the target distribution P.", (1, 1000), label="epochs between target updates"
     )
     seed: int = _f(0, "Random seed (same seed + config = same labels on CPU).", (0, 2**32 - 1), label="random seed")
+    shuffle_block: int = _f(
+        64,
+        "Out of core only: contiguous cells read from the file as one block when minibatches are shuffled "
+        "(fewer, longer reads). 1 shuffles cell by cell: the in-memory order, slower reads.",
+        (1, 100000),
+        label="cells per read block (out of core)",
+        advanced=True,
+    )
     device: str = _f(
         "auto",
         "Where to train: 'auto' (a CUDA GPU when present, else the CPU), 'cpu', 'cuda' or 'cuda:N'.",

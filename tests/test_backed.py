@@ -48,6 +48,9 @@ def test_block_shuffle_visits_every_cell_once_and_mixes_the_file(sim_file):
     first = order[:256]  # one minibatch: cells from several blocks of the file, not one run
     assert len(np.unique(first // data.block_cells)) >= 4
     assert not np.array_equal(order, data.epoch_order(np.random.default_rng(1)))
+    data.block_cells = 1  # config shuffle_block=1: cell by cell, exactly the in-memory order
+    in_memory_order = np.random.default_rng(0).permutation(data.n_cells)
+    np.testing.assert_array_equal(data.epoch_order(np.random.default_rng(0)), in_memory_order)
 
 
 def test_a_backed_fit_clusters_as_well_as_in_memory(sim_file):
