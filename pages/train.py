@@ -46,6 +46,7 @@ fields = {f.name: f for f in dataclasses.fields(cls)}
 # The form is made from the config's fields (scdeep_core.config.settings): a field is described once.
 # These have widgets of their own on this page:
 SET_ELSEWHERE = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints", "batch_key"}
+SET_ELSEWHERE |= {"shuffle_block"}  # out of core only (API/CLI --backed); the dashboard trains in memory
 FORM = [s for s in settings([cls]) if s.name not in SET_ELSEWHERE]
 
 

@@ -1,0 +1,88 @@
+"""Issue 8 lever: what the clustering is run on, judged from the same DESC pretrainings.
+
+``python -m bench.embedding_lever [desc|scdcc]``: every dev set, true k, KMeans (20 starts) on
+
+- ``z``: one pretrained embedding (what the default initialises from), seeds 0, 1, 2;
+- ``bag of 3``: three pretrainings (seeds s, s + 3, s + 6) side by side, each scaled to unit
+  total variance, so seed-to-seed noise in the embedding averages out;
+- ``z + PCA``: the embedding beside scanpy's 50 PCs (the baselines' space), each scaled to unit
+  total variance;
+- ``z smoothed``: each cell's embedding averaged with its 15 nearest neighbours' (in z);
+- ``PCA``: scanpy's 50 PCs alone (the KMeans-on-PCA baseline).
+
+Prints per-seed rows, the mean ARI per variant and dataset, and the seed-to-seed agreement (mean
+pairwise ARI between the three seeds' labels) of each variant.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+
+def unit_variance(x: np.ndarray) -> np.ndarray:
+    """Centre ``x`` and scale it to total variance 1 (so side-by-side blocks weigh the same)."""
+    x = x - x.mean(axis=0)
+    return x / np.sqrt((x**2).sum(axis=1).mean())
+
+
+def smoothed(z: np.ndarray, n_neighbors: int = 15) -> np.ndarray:
+    """Each row averaged with its ``n_neighbors`` nearest rows (itself included)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=n_neighbors).fit(z).kneighbors(z, return_distance=False)
+    return z[idx].mean(axis=1)
+
+
+def main(method: str = "desc") -> None:
+    from sklearn.cluster import KMeans
+
+    from scdeep_core import api, metrics
+    from scdeep_core.config import config_for
+    from scdeep_core.standard import standard_pca
+
+    from .common import DATASETS, SHARED
+
+    warnings.filterwarnings("ignore")
+    rows, labels = [], {}
+    for name, (file, key, k) in DATASETS.items():
+        adata = ad.read_h5ad(SHARED / file)
+        z = {}
+        for seed in range(9):
+            pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
+            z[seed] = pre.z
+            mask = pre.data.cell_mask
+        truth = adata.obs[key].astype(str).to_numpy()[mask]
+        for seed in range(3):
+            pca = standard_pca(adata[mask], seed=seed)
+            variants = {
+                "z": z[seed],
+                "bag of 3": np.hstack([unit_variance(z[s]) for s in (seed, seed + 3, seed + 6)]),
+                "z + PCA": np.hstack([unit_variance(z[seed]), unit_variance(pca)]),
+                "z smoothed": smoothed(z[seed]),
+                "PCA": pca,
+            }
+            for variant, x in variants.items():
+                lab = KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
+                labels[name, variant, seed] = lab
+                rows.append({"dataset": name, "seed": seed, "variant": variant, "ari": metrics.ari(truth, lab)})
+                print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    table = df.groupby(["variant", "dataset"])["ari"].mean().unstack(1)
+    table["mean"] = table.mean(axis=1)
+    print(table.round(3).to_string())
+    pairs = list(itertools.combinations(range(3), 2))
+    agreement = {
+        (name, variant): np.mean([metrics.ari(labels[name, variant, a], labels[name, variant, b]) for a, b in pairs])
+        for name, variant, _ in labels
+    }
+    print(pd.Series(agreement).unstack(0).round(3).to_string())
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
