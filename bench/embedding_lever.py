@@ -92,48 +92,23 @@ def main(method: str = "desc") -> None:
 def stage(method: str = "desc") -> None:
     from sklearn.cluster import KMeans
 
-    from scdeep_core import api, metrics, recipe
-    from scdeep_core.config import config_for
+    from scdeep_core import recipe
     from scdeep_core.standard import standard_pca
 
-    from .common import DATASETS, SHARED
+    from .levers import stage_from_same_weights
 
-    warnings.filterwarnings("ignore")
-    original = recipe.initial_clusters
-    rows = []
-    for name, (file, key, k) in DATASETS.items():
-        adata = ad.read_h5ad(SHARED / file)
-        for seed in range(3):
-            pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
-            mask = pre.data.cell_mask
-            pca = unit_variance(standard_pca(adata[mask], seed=seed))
+    def starts(adata, pre, seed):
+        pca = unit_variance(standard_pca(adata[pre.data.cell_mask], seed=seed))
 
-            def with_pca(z, cfg, k_selection=None, groups=None, pca=pca):
-                x = np.hstack([unit_variance(z), pca])
-                return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(x)
+        def with_pca(z, cfg, k_selection=None, groups=None):
+            x = np.hstack([unit_variance(z), pca])
+            return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(x)
 
-            for init, fn in (("z", original), ("z + PCA", with_pca)):
-                recipe.initial_clusters = fn
-                try:
-                    res = api.recluster(adata, pre, copy=True)
-                finally:
-                    recipe.initial_clusters = original
-                truth = adata.obs[key].astype(str).to_numpy()[res.cell_mask]
-                rows.append(
-                    {
-                        "dataset": name,
-                        "seed": seed,
-                        "init": init,
-                        "start": res.init_scores.get("ari"),
-                        "end": metrics.ari(truth, res.labels),
-                        "epochs": int(res.history["epoch"].max()) if len(res.history) else 0,
-                    }
-                )
-                print(rows[-1], flush=True)
-    df = pd.DataFrame(rows)
-    table = df.groupby(["init", "dataset"])[["start", "end"]].mean().unstack(1)
-    print(table.round(3).T.to_string())
-    print(df.groupby("init")[["start", "end"]].mean().round(3).to_string())
+        return {"z": None, "z + PCA": with_pca}
+
+    df = stage_from_same_weights(method, recipe, "initial_clusters", starts)
+    print(df.groupby(["variant", "dataset"])[["start", "end"]].mean().unstack(1).round(3).T.to_string())
+    print(df.groupby("variant")[["start", "end"]].mean().round(3).to_string())
 
 
 if __name__ == "__main__":

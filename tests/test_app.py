@@ -347,6 +347,7 @@ def test_the_train_form_is_made_from_the_config_fields():
     at = load_builtin(new_app())
     at.switch_page("pages/train.py").run()
     own_widgets = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints", "batch_key"}
+    own_widgets |= {"shuffle_block"}  # out of core only: not on the page, which trains in memory
     for method in ("desc", "scdcc"):
         at.radio(key="method").set_value(method).run()
         assert not at.exception
