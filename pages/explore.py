@@ -3,6 +3,7 @@
 import json
 import os
 import tempfile
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ if coords is None:
         "This run has no UMAP (it was stopped before it was computed); showing the first two embedding dimensions."
     )
     coords = np.asarray(adata.obsm[f"X_{key}"])[:, :2]
+# Every scatter of this run's cells draws `coords`: their axes say what those are.
+axis_names = ("UMAP1", "UMAP2") if umap_key in adata.obsm else ("embedding dimension 1", "embedding dimension 2")
+scatter = partial(figures.embedding_scatter, axis_names=axis_names)
 st.caption(result.summary())
 if result.stage == "done" and not result.converged:
     st.warning(f"This run {result.convergence()}: its labels may still have been moving.", icon=":material/warning:")
@@ -156,14 +160,12 @@ def before_after(parent: str) -> None:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        figures.embedding_scatter(
-            coords, before, title=f"before: {parent}", colours=colour_map(adata, f"{parent}_cluster")
-        ),
+        scatter(coords, before, title=f"before: {parent}", colours=colour_map(adata, f"{parent}_cluster")),
         width="stretch",
         key="taught_before",
     )
     c2.plotly_chart(
-        figures.embedding_scatter(coords, after, title=f"after: {key}", colours=colour_map(adata, f"{key}_cluster")),
+        scatter(coords, after, title=f"after: {key}", colours=colour_map(adata, f"{key}_cluster")),
         width="stretch",
         key="taught_after",
     )
@@ -219,7 +221,7 @@ else:
     colour_title = f"{gene}<br>log(1 + count)"
 if column is not None:
     values = adata.obs[column].astype("category")
-fig = figures.embedding_scatter(
+fig = scatter(
     coords,
     values,
     title=f"UMAP of the {key} embedding" if umap_key in adata.obsm else f"first two dimensions of the {key} embedding",
@@ -270,10 +272,10 @@ st.plotly_chart(
     width="stretch",
 )
 low = np.nan_to_num(conf, nan=1.0) < threshold
-st.markdown(f"**{int(low.sum())} cells** ({low.mean():.1%}) are below the threshold.")
+st.markdown(f"**{int(low.sum()):,} cells** ({low.mean():.1%}) are below the threshold.")
 if low.any():
     st.plotly_chart(
-        figures.embedding_scatter(
+        scatter(
             coords,
             pd.Series(np.where(low, "low confidence", "confident")).astype("category"),
             title="low-confidence cells",
@@ -340,14 +342,14 @@ if "standard_labels" in ss:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        figures.embedding_scatter(
+        scatter(
             coords, adata.obs[f"{key}_cluster"], title=f"{key} clusters", colours=colour_map(adata, f"{key}_cluster")
         ),
         width="stretch",
         key="std_run",
     )
     c2.plotly_chart(
-        figures.embedding_scatter(coords, standard, title="standard pipeline (Leiden) clusters"),
+        scatter(coords, standard, title="standard pipeline (Leiden) clusters"),
         width="stretch",
         key="std_leiden",
     )
@@ -359,7 +361,7 @@ if "standard_labels" in ss:
             )
         )
         st.plotly_chart(
-            figures.embedding_scatter(
+            scatter(
                 coords,
                 disagree,
                 title="where the two disagree",

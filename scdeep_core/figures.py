@@ -150,8 +150,11 @@ def embedding_scatter(
     colorscale: str = "Viridis",
     colour_title: str = "",
     colours: dict[str, str] | None = None,
+    axis_names: tuple[str, str] = ("UMAP1", "UMAP2"),
 ) -> go.Figure:
     """UMAP (or any 2-D) scatter coloured by a categorical or continuous value.
+
+    ``axis_names`` titles the axes (another 2-D layout than a UMAP names its own).
 
     Categories are drawn in their order (:func:`scdeep_core.colours.categories`) with ``colours``
     (category -> colour; scanpy's palette when not given); a continuous value gets a colour bar
@@ -200,8 +203,8 @@ def embedding_scatter(
             )
         )
     fig.update_layout(dragmode="lasso")
-    fig.update_xaxes(showticklabels=False, title="UMAP1")
-    fig.update_yaxes(showticklabels=False, title="UMAP2")
+    fig.update_xaxes(showticklabels=False, title=axis_names[0])
+    fig.update_yaxes(showticklabels=False, title=axis_names[1])
     return _layout(fig, title, height=480)
 
 

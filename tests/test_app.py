@@ -1,5 +1,6 @@
 """The dashboard pages driven with Streamlit's AppTest (real app code, real training)."""
 
+import json
 import time
 from pathlib import Path
 
@@ -165,6 +166,11 @@ def test_stop_mid_run_keeps_page_usable():
     at.switch_page("pages/explore.py").run()
     assert not at.exception
     assert any("Stopped" in w.value or "stopped during pretraining" in w.value for w in [*at.warning, *at.caption])
+    # No UMAP yet: every scatter of the run names what it draws, the embedding's first two dimensions.
+    layouts = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    scatters = [lay for lay in layouts if lay.get("dragmode") == "lasso"]
+    assert scatters and "first two dimensions of the scdcc embedding" in scatters[0]["title"]["text"]
+    assert all(lay["xaxis"]["title"]["text"] == "embedding dimension 1" for lay in scatters)
 
 
 def test_learn_page_step_lowers_the_loss_and_slider_responds():
