@@ -29,14 +29,15 @@ if adata is None or not ss.runs:
 key = st.selectbox("Run", list(ss.runs), index=len(ss.runs) - 1, key="explore_run")
 result = ss.runs[key]
 umap_key = f"X_{key}_umap"
-coords = np.asarray(adata.obsm[umap_key]) if umap_key in adata.obsm else None
-if coords is None:
+has_umap = umap_key in adata.obsm
+coords = np.asarray(adata.obsm[umap_key]) if has_umap else None
+if not has_umap:
     st.warning(
         "This run has no UMAP (it was stopped before it was computed); showing the first two embedding dimensions."
     )
     coords = np.asarray(adata.obsm[f"X_{key}"])[:, :2]
 # Every scatter of this run's cells draws `coords`: their axes say what those are.
-axis_names = ("UMAP1", "UMAP2") if umap_key in adata.obsm else ("embedding dimension 1", "embedding dimension 2")
+axis_names = ("UMAP1", "UMAP2") if has_umap else ("embedding dimension 1", "embedding dimension 2")
 scatter = partial(figures.embedding_scatter, axis_names=axis_names)
 st.caption(result.summary())
 if result.stage == "done" and not result.converged:
@@ -224,7 +225,7 @@ if column is not None:
 fig = scatter(
     coords,
     values,
-    title=f"UMAP of the {key} embedding" if umap_key in adata.obsm else f"first two dimensions of the {key} embedding",
+    title=f"UMAP of the {key} embedding" if has_umap else f"first two dimensions of the {key} embedding",
     hover=adata.obs_names,
     colour_title=colour_title,
     colours=colour_map(adata, column) if column is not None else None,

@@ -44,9 +44,17 @@ cls = CONFIG_CLASSES[method]
 defaults = cls()
 fields = {f.name: f for f in dataclasses.fields(cls)}
 # The form is made from the config's fields (scdeep_core.config.settings): a field is described once.
-# These have widgets of their own on this page:
-SET_ELSEWHERE = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints", "batch_key"}
-SET_ELSEWHERE |= {"shuffle_block"}  # out of core only (API/CLI --backed); the dashboard trains in memory
+# These have widgets of their own on this page, or none (shuffle_block: out of core only, API/CLI --backed;
+# the dashboard trains in memory):
+SET_ELSEWHERE = {
+    "n_clusters",
+    "resolution",
+    "hidden_dims",
+    "pretrain_epochs",
+    "constraints",
+    "batch_key",
+    "shuffle_block",
+}
 FORM = [s for s in settings([cls]) if s.name not in SET_ELSEWHERE]
 
 
