@@ -30,8 +30,9 @@ key = st.selectbox("Run", list(ss.runs), index=len(ss.runs) - 1, key="explore_ru
 result = ss.runs[key]
 umap_key = f"X_{key}_umap"
 has_umap = umap_key in adata.obsm
-coords = np.asarray(adata.obsm[umap_key]) if has_umap else None
-if not has_umap:
+if has_umap:
+    coords = np.asarray(adata.obsm[umap_key])
+else:
     st.warning(
         "This run has no UMAP (it was stopped before it was computed); showing the first two embedding dimensions."
     )
