@@ -16,14 +16,15 @@ pairwise ARI between the three seeds' labels) of each variant.
 ``python -m bench.embedding_lever desc --stage``: does the clustering stage keep what the start
 gains? Each seed pretrains once; the stage then runs from the same weights twice, initialised by
 KMeans on ``z`` (the default) and on ``z + PCA`` (the centroids are still the clusters' means in
-``z``). Prints the ARI of each start and at the end of each stage.
+``z``). Prints the ARI of each start and at the end of each stage. ``--with-target`` adds both
+starts with section 13's square-root target (``p ∝ q² / f^0.5``): the two levers alone and together.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -52,6 +53,7 @@ def main(method: str = "desc") -> None:
     from scdeep_core.standard import standard_pca
 
     from .common import DATASETS, SHARED
+    from .levers import seed_agreement
 
     warnings.filterwarnings("ignore")
     rows, labels = [], {}
@@ -81,21 +83,17 @@ def main(method: str = "desc") -> None:
     table = df.groupby(["variant", "dataset"])["ari"].mean().unstack(1)
     table["mean"] = table.mean(axis=1)
     print(table.round(3).to_string())
-    pairs = list(itertools.combinations(range(3), 2))
-    agreement = {
-        (name, variant): np.mean([metrics.ari(labels[name, variant, a], labels[name, variant, b]) for a, b in pairs])
-        for name, variant, _ in labels
-    }
-    print(pd.Series(agreement).unstack(0).round(3).to_string())
+    print(seed_agreement(labels).round(3).to_string())
 
 
-def stage(method: str = "desc") -> None:
+def stage(method: str = "desc", with_target: bool = False) -> None:
     from sklearn.cluster import KMeans
 
-    from scdeep_core import recipe
+    from scdeep_core import recipe, train
     from scdeep_core.standard import standard_pca
 
-    from .levers import stage_from_same_weights
+    from .levers import seed_agreement, stage_from_same_weights
+    from .target_lever import target_with_power
 
     def starts(adata, pre, seed):
         pca = unit_variance(standard_pca(adata[pre.data.cell_mask], seed=seed))
@@ -104,15 +102,29 @@ def stage(method: str = "desc") -> None:
             x = np.hstack([unit_variance(z), pca])
             return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(x)
 
-        return {"z": None, "z + PCA": with_pca}
+        variants = {"z": None, "z + PCA": with_pca}
+        if with_target:  # section 13's square-root target, alone and with the z + PCA start
+            sqrt_target = target_with_power(0.5)
+            variants["z, target power 0.5"] = {(train, "target_distribution"): sqrt_target}
+            variants["z + PCA, target power 0.5"] = {
+                (recipe, "initial_clusters"): with_pca,
+                (train, "target_distribution"): sqrt_target,
+            }
+        return variants
 
     df = stage_from_same_weights(method, recipe, "initial_clusters", starts)
     print(df.groupby(["variant", "dataset"])[["start", "end"]].mean().unstack(1).round(3).T.to_string())
+    print(df.groupby(["variant", "dataset"])["end"].std().unstack(1).round(3).to_string())
     print(df.groupby("variant")[["start", "end"]].mean().round(3).to_string())
+    print("seed-to-seed agreement at the end:")
+    print(seed_agreement(df.attrs["labels"]).round(3).to_string())
+    out = Path("bench/scratch") / f"embedding_lever_stage_{method}{'_target' if with_target else ''}.csv"
+    out.parent.mkdir(exist_ok=True)
+    df.to_csv(out, index=False)  # the per-seed rows, for the agreement and paired differences
 
 
 if __name__ == "__main__":
     if "--stage" in sys.argv:
-        stage(*[a for a in sys.argv[1:] if a != "--stage"])
+        stage(*[a for a in sys.argv[1:] if not a.startswith("--")], with_target="--with-target" in sys.argv)
     else:
         main(*sys.argv[1:])

@@ -21,7 +21,7 @@ def stage_from_same_weights(
     method: str,
     module: ModuleType,
     attribute: str,
-    variants: Callable[[ad.AnnData, Any, int], dict[Any, Callable | None]],
+    variants: Callable[[ad.AnnData, Any, int], dict[Any, Callable | dict[tuple[ModuleType, str], Callable] | None]],
     seeds: range = range(3),
 ) -> pd.DataFrame:
     """ARI at the start and the end of the clustering stage for each variant, dev set and seed.
@@ -31,10 +31,11 @@ def stage_from_same_weights(
     method
         ``"desc"`` or ``"scdcc"``, default config with the true k.
     module, attribute
-        The engine function each variant replaces while its stage runs (restored after).
+        The engine function a variant replaces while its stage runs (restored after).
     variants
-        ``variants(adata, pretrained, seed)`` gives ``{label: replacement}``; ``None`` keeps the
-        engine's own function.
+        ``variants(adata, pretrained, seed)`` gives ``{label: replacement}``: ``None`` keeps the
+        engine's own function; a callable replaces ``module.attribute``; a dict
+        ``{(module, attribute): callable}`` replaces several functions at once (levers combined).
     seeds
         Seeds of the pretrainings.
 
@@ -42,7 +43,8 @@ def stage_from_same_weights(
     -------
     pandas.DataFrame
         One row per (dataset, seed, variant): ``start`` and ``end`` ARI, clustering epochs,
-        convergence and times. Each row is also printed as it comes.
+        convergence and times. Each row is also printed as it comes. ``attrs["labels"]`` holds the
+        final labels by ``(dataset, variant, seed)``, for the seed-to-seed agreement.
     """
     from scdeep_core import api, metrics
     from scdeep_core.config import config_for
@@ -50,8 +52,7 @@ def stage_from_same_weights(
     from .common import DATASETS, SHARED
 
     warnings.filterwarnings("ignore")
-    original = getattr(module, attribute)
-    rows = []
+    rows, labels = [], {}
     for name, (file, key, k) in DATASETS.items():
         adata = ad.read_h5ad(SHARED / file)
         for seed in seeds:
@@ -59,12 +60,17 @@ def stage_from_same_weights(
             pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
             t_pre = time.perf_counter() - t0
             for label, replacement in variants(adata, pre, seed).items():
-                setattr(module, attribute, replacement or original)
+                patches = replacement if isinstance(replacement, dict) else {(module, attribute): replacement}
+                originals = {where: getattr(*where) for where in patches}
+                for (mod, name_), function in patches.items():
+                    setattr(mod, name_, function or originals[mod, name_])
                 try:
                     t0 = time.perf_counter()
                     res = api.recluster(adata, pre, copy=True)
                 finally:
-                    setattr(module, attribute, original)
+                    for (mod, name_), function in originals.items():
+                        setattr(mod, name_, function)
+                labels[name, label, seed] = res.labels
                 truth = adata.obs[key].astype(str).to_numpy()[res.cell_mask]
                 rows.append(
                     {
@@ -80,4 +86,26 @@ def stage_from_same_weights(
                     }
                 )
                 print(rows[-1], flush=True)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["labels"] = labels
+    return df
+
+
+def seed_agreement(labels: dict[tuple[str, Any, int], Any]) -> pd.DataFrame:
+    """Mean pairwise ARI between the seeds' labels, per variant (rows) and dataset (columns)."""
+    import itertools
+
+    import numpy as np
+
+    from scdeep_core import metrics
+
+    seeds: dict[tuple[str, Any], list[int]] = {}
+    for name, variant, seed in labels:
+        seeds.setdefault((name, variant), []).append(seed)
+    agreement = {
+        (name, variant): np.mean(
+            [metrics.ari(labels[name, variant, a], labels[name, variant, b]) for a, b in itertools.combinations(s, 2)]
+        )
+        for (name, variant), s in seeds.items()
+    }
+    return pd.Series(agreement).unstack(0)

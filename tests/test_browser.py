@@ -195,8 +195,12 @@ def test_newcomer_path(server, tmp_path):
     data = shared_file("pbmc_10x_4271.h5ad")
     ARTIFACTS.mkdir(exist_ok=True)
 
+    started = time.perf_counter()
+
     def shot(page, name: str) -> None:
         page.screenshot(path=ARTIFACTS / f"newcomer_{name}.png", full_page=True)
+        # Where the walk's time goes (pytest shows it when the walk fails, e.g. on a CI timeout).
+        print(f"newcomer step {name}: {time.perf_counter() - started:.1f} s", flush=True)
 
     expect.set_options(timeout=60_000)
     with sync_playwright() as p:
