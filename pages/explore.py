@@ -247,10 +247,15 @@ if rows:
     sel = adata.obs.iloc[rows]
     selected = list(sel.index)
     st.markdown(
-        f"**{len(selected)} cells selected.** Clusters: "
-        + ", ".join(f"{k}: {v}" for k, v in sel[f"{key}_cluster"].value_counts().items() if v)
+        f"**{len(selected):,} cells selected.** Clusters: "
+        + ", ".join(f"{k}: {v:,}" for k, v in sel[f"{key}_cluster"].value_counts().items() if v)
     )
-    st.write(sel[[f"{key}_cluster", f"{key}_confidence"]].describe(include="all"))
+    confidence = sel[f"{key}_confidence"].dropna()
+    if len(confidence):  # one line, not describe(): its mixed-type table made Streamlit log a traceback per rerun
+        st.caption(
+            f"Their confidence (largest soft assignment): median {confidence.median():.2f}, "
+            f"lowest {confidence.min():.2f}, highest {confidence.max():.2f}."
+        )
     st.download_button(
         "Download selected cell IDs", "\n".join(selected), file_name=f"{key}_selected_cells.txt", key="dl_sel"
     )

@@ -43,6 +43,11 @@ def _serve(env: dict[str, str] | None = None):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it with apt)")
     port = free_port()
+    # The server's output (and its training processes', which inherit it) goes to a file. A pipe
+    # nobody reads fills up after 64 KiB of warnings, and then every write blocks: a run stalled
+    # mid-way ("initialising the clusters") in a walk that had printed enough.
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / f"server_{port}.log", "wb")  # noqa: SIM115 (closed after the server ends)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -58,7 +63,7 @@ def _serve(env: dict[str, str] | None = None):
             "true",
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )
@@ -71,10 +76,12 @@ def _serve(env: dict[str, str] | None = None):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start")
+        log.close()
+        pytest.fail(f"streamlit did not start: see {log.name}")
     yield url
     proc.terminate()
     proc.wait(10)
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +293,10 @@ def test_newcomer_path(server, tmp_path):
         expect(page.get_by_text("models raw counts with a zero-inflated")).to_be_visible()
         page.get_by_text("Hyperparameters").click()
         box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
-        box.fill("15")  # a shorter pretraining keeps CI quick; everything else is the default
+        box.fill("15")  # a shorter pretraining and clustering stage keep CI quick; the rest is the default
+        box.press("Enter")
+        box = page.get_by_role("spinbutton", name="most clustering epochs")
+        box.fill("8")  # also caps the re-cluster with taught constraints and the snippet's rerun
         box.press("Enter")
         page.wait_for_timeout(500)
         page.get_by_role("button", name="Start").click()
@@ -319,6 +329,7 @@ def test_newcomer_path(server, tmp_path):
             page.mouse.move(cx + fx * rx, cy + fy * ry, steps=8)
         page.mouse.up()
         expect(page.get_by_text("cells selected.")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(re.compile(r"Their confidence .*: median 0\.\d\d"))).to_be_visible()
         expect(page.get_by_role("button", name="Download selected cell IDs")).to_be_visible()
         page.get_by_text("confidence (max q)").click()
         page.wait_for_timeout(2000)
