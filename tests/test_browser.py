@@ -44,8 +44,8 @@ def _serve(env: dict[str, str] | None = None):
         pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it with apt)")
     port = free_port()
     # The server's output (and its training processes', which inherit it) goes to a file. A pipe
-    # nobody reads fills up after 64 KiB of warnings, and then every write blocks: a run stalled
-    # mid-way ("initialising the clusters") in a walk that had printed enough.
+    # nobody reads fills up after 64 KiB of warnings, and then every write blocks: the likely cause of
+    # runs seen stalling mid-walk (a traceback per Explore rerun had been filling it).
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"server_{port}.log", "wb")  # noqa: SIM115 (closed after the server ends)
     proc = subprocess.Popen(
