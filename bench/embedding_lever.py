@@ -92,7 +92,7 @@ def stage(method: str = "desc", with_target: bool = False) -> None:
     from scdeep_core import recipe, train
     from scdeep_core.standard import standard_pca
 
-    from .levers import seed_agreement, stage_from_same_weights
+    from .levers import print_summary, stage_from_same_weights
     from .target_lever import target_with_power
 
     def starts(adata, pre, seed):
@@ -113,11 +113,7 @@ def stage(method: str = "desc", with_target: bool = False) -> None:
         return variants
 
     df = stage_from_same_weights(method, recipe, "initial_clusters", starts)
-    print(df.groupby(["variant", "dataset"])[["start", "end"]].mean().unstack(1).round(3).T.to_string())
-    print(df.groupby(["variant", "dataset"])["end"].std().unstack(1).round(3).to_string())
-    print(df.groupby("variant")[["start", "end"]].mean().round(3).to_string())
-    print("seed-to-seed agreement at the end:")
-    print(seed_agreement(df.attrs["labels"]).round(3).to_string())
+    print_summary(df, "variant", df.attrs["labels"])
     out = Path("bench/scratch") / f"embedding_lever_stage_{method}{'_target' if with_target else ''}.csv"
     out.parent.mkdir(exist_ok=True)
     df.to_csv(out, index=False)  # the per-seed rows, for the agreement and paired differences

@@ -23,7 +23,7 @@ def main(method: str = "desc", sizes: str = "16,32,64") -> None:
     from scdeep_core.config import config_for
 
     from .common import DATASETS, SHARED
-    from .levers import seed_agreement
+    from .levers import print_summary
 
     warnings.filterwarnings("ignore")
     rows, labels = [], {}
@@ -50,11 +50,7 @@ def main(method: str = "desc", sizes: str = "16,32,64") -> None:
                 )
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    print(df.groupby(["latent", "dataset"])[["start", "end"]].mean().unstack(1).round(3).T.to_string())
-    print(df.groupby(["latent", "dataset"])["end"].std().unstack(1).round(3).to_string())
-    print(df.groupby("latent")[["start", "end", "fit_s"]].mean().round(3).to_string())
-    print("seed-to-seed agreement at the end:")
-    print(seed_agreement(labels).round(3).to_string())
+    print_summary(df, "latent", labels, extra=("fit_s",))
     out = Path("bench/scratch") / f"latent_lever_{method}.csv"
     out.parent.mkdir(exist_ok=True)
     df.to_csv(out, index=False)

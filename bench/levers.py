@@ -109,3 +109,14 @@ def seed_agreement(labels: dict[tuple[str, Any, int], Any]) -> pd.DataFrame:
         for (name, variant), s in seeds.items()
     }
     return pd.Series(agreement).unstack(0)
+
+
+def print_summary(df: pd.DataFrame, by: str, labels: dict | None = None, extra: tuple[str, ...] = ()) -> None:
+    """Print a lever's tables: mean start and end ARI per ``by`` and dataset, the SD of the end,
+    the means over datasets (with the ``extra`` columns, e.g. times), and the seed agreement."""
+    print(df.groupby([by, "dataset"])[["start", "end"]].mean().unstack(0).round(3).to_string())
+    print(df.groupby([by, "dataset"])["end"].std().unstack(1).round(3).to_string())
+    print(df.groupby(by)[["start", "end", *extra]].mean().round(3).to_string())
+    if labels:
+        print("seed-to-seed agreement at the end:")
+        print(seed_agreement(labels).round(3).to_string())

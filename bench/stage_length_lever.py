@@ -18,7 +18,7 @@ CAPS = (100, 20, 10)
 def main(method: str = "desc") -> None:
     from scdeep_core import api
 
-    from .levers import seed_agreement, stage_from_same_weights
+    from .levers import print_summary, stage_from_same_weights
 
     engine_recluster = api.recluster
 
@@ -33,11 +33,7 @@ def main(method: str = "desc") -> None:
         method, api, "recluster", lambda *_: {cap: (None if cap == 100 else capped(cap)) for cap in CAPS}
     )
     df = df.rename(columns={"variant": "most epochs"})
-    print(df.groupby(["most epochs", "dataset"])[["start", "end"]].mean().unstack(0).round(3).to_string())
-    print(df.groupby(["most epochs", "dataset"])["end"].std().unstack(1).round(3).to_string())
-    print(df.groupby("most epochs")[["start", "end", "stage_s"]].mean().round(3).to_string())
-    print("seed-to-seed agreement at the end:")
-    print(seed_agreement(df.attrs["labels"]).round(3).to_string())
+    print_summary(df, "most epochs", df.attrs["labels"], extra=("stage_s",))
 
 
 if __name__ == "__main__":
