@@ -78,7 +78,7 @@ def consensus(method: str = "desc") -> None:
             x = np.hstack([unit_variance(m.z) for m in models])
             start = KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
             default = api.recluster(adata, models[0], copy=True)
-            recipe.initial_clusters = lambda *args, **kwargs: start
+            recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
             try:
                 bagged = [api.recluster(adata, m, copy=True) for m in models]
             finally:
@@ -93,9 +93,8 @@ def consensus(method: str = "desc") -> None:
             }
             for variant, (ari_start, end) in ends.items():
                 labels[name, variant, seed] = end
-                rows.append(
-                    {"dataset": name, "seed": seed, "variant": variant, "start": ari_start, "end": metrics.ari(truth, end)}
-                )
+                score = metrics.ari(truth, end)
+                rows.append({"dataset": name, "seed": seed, "variant": variant, "start": ari_start, "end": score})
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
