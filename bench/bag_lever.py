@@ -21,25 +21,34 @@ from pathlib import Path
 
 import numpy as np
 
+# The bag's pretrainings for seed s: s, s + 3, s + 6 (no two of seeds 0-2 share a model).
+BAG_OFFSETS = (0, 3, 6)
 
-def main(method: str = "desc") -> None:
+
+def bag_start(embeddings: list[np.ndarray], k: int, seed: int) -> np.ndarray:
+    """KMeans (20 starts) on the embeddings side by side, each scaled to unit total variance."""
     from sklearn.cluster import KMeans
 
+    from .embedding_lever import unit_variance
+
+    x = np.hstack([unit_variance(e) for e in embeddings])
+    return KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
+
+
+def main(method: str = "desc") -> None:
     from scdeep_core import api, recipe
     from scdeep_core.config import config_for
 
-    from .embedding_lever import unit_variance
     from .levers import print_summary, stage_from_same_weights
 
     def starts(adata, pre, seed):
         others = [
-            api.pretrain(adata, config_for(method, n_clusters=pre.cfg.n_clusters, seed=s)).z
-            for s in (seed + 3, seed + 6)
+            api.pretrain(adata, config_for(method, n_clusters=pre.cfg.n_clusters, seed=seed + offset)).z
+            for offset in BAG_OFFSETS[1:]
         ]
 
         def bag(z, cfg, k_selection=None, groups=None):
-            x = np.hstack([unit_variance(e) for e in (z, *others)])
-            return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(x)
+            return bag_start([z, *others], cfg.n_clusters, cfg.seed)
 
         return {"z": None, "bag of 3": bag}
 
@@ -55,13 +64,11 @@ def consensus(method: str = "desc") -> None:
 
     import anndata as ad
     import pandas as pd
-    from sklearn.cluster import KMeans
 
     from scdeep_core import api, metrics, recipe
     from scdeep_core.config import config_for
 
     from .common import DATASETS, SHARED
-    from .embedding_lever import unit_variance
     from .levers import print_summary
 
     warnings.filterwarnings("ignore")
@@ -71,12 +78,11 @@ def consensus(method: str = "desc") -> None:
         adata = ad.read_h5ad(SHARED / file)
         for seed in range(3):
             models = [
-                api.pretrain(adata, config_for(method, n_clusters=k, seed=s), label_key=key)
-                for s in (seed, seed + 3, seed + 6)
+                api.pretrain(adata, config_for(method, n_clusters=k, seed=seed + offset), label_key=key)
+                for offset in BAG_OFFSETS
             ]
             truth = adata.obs[key].astype(str).to_numpy()[models[0].data.cell_mask]
-            x = np.hstack([unit_variance(m.z) for m in models])
-            start = KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
+            start = bag_start([m.z for m in models], k, seed)
             default = api.recluster(adata, models[0], copy=True)
             recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
             try:

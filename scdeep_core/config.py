@@ -143,7 +143,7 @@ class BaseConfig:
     )
     # 20, not 100: from the same pretrained weights a 20-epoch stage ends level or higher on all five
     # dev sets (3 seeds each). DESC's 100-epoch stage drifted below its start on cbmc (-0.07); scDCC's
-    # mostly converges within 20 and ends within 0.004 everywhere (BENCHMARKS.md 15e and 15f).
+    # mostly converges within 20 and ends within 0.005 on every run (BENCHMARKS.md 15e and 15f).
     max_cluster_epochs: int = _f(
         20, "Maximum epochs of the clustering stage.", (0, 100000), label="most clustering epochs"
     )
