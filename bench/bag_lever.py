@@ -12,6 +12,9 @@ the start). Prints the start and end ARI of each, and the agreement between seed
 the stage from the bag's start (so cluster j means the same cells' centroid in each), and the
 labels are the argmax of their mean soft assignment q. Compared with the default (one model, KMeans
 on its z) and with the bag's start through one model's stage, from the same pretrainings.
+``--auto``: the same without the true k, as the dashboard's default runs: the default chooses k on
+one model's z, the bag chooses it on the three embeddings side by side (``kselect.choose_k``), and
+its Leiden clusters are the start of all three stages.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def main(method: str = "desc") -> None:
     df.to_csv(out, index=False)
 
 
-def consensus(method: str = "desc") -> None:
+def consensus(method: str = "desc", auto: bool = False) -> None:
     import warnings
 
     import anndata as ad
@@ -67,8 +70,10 @@ def consensus(method: str = "desc") -> None:
 
     from scdeep_core import api, metrics, recipe
     from scdeep_core.config import config_for
+    from scdeep_core.kselect import choose_k
 
     from .common import DATASETS, SHARED
+    from .embedding_lever import unit_variance
     from .levers import print_summary
 
     warnings.filterwarnings("ignore")
@@ -78,11 +83,17 @@ def consensus(method: str = "desc") -> None:
         adata = ad.read_h5ad(SHARED / file)
         for seed in range(3):
             models = [
-                api.pretrain(adata, config_for(method, n_clusters=k, seed=seed + offset), label_key=key)
+                api.pretrain(
+                    adata, config_for(method, n_clusters="auto" if auto else k, seed=seed + offset), label_key=key
+                )
                 for offset in BAG_OFFSETS
             ]
             truth = adata.obs[key].astype(str).to_numpy()[models[0].data.cell_mask]
-            start = bag_start([m.z for m in models], k, seed)
+            if auto:
+                bag = np.hstack([unit_variance(m.z) for m in models])
+                start = choose_k(bag, n_neighbors=models[0].cfg.n_neighbors, seed=seed).chosen_labels
+            else:
+                start = bag_start([m.z for m in models], k, seed)
             default = api.recluster(adata, models[0], copy=True)
             recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
             try:
@@ -100,17 +111,21 @@ def consensus(method: str = "desc") -> None:
             for variant, (ari_start, end) in ends.items():
                 labels[name, variant, seed] = end
                 score = metrics.ari(truth, end)
-                rows.append({"dataset": name, "seed": seed, "variant": variant, "start": ari_start, "end": score})
+                rows.append(
+                    {"dataset": name, "seed": seed, "variant": variant, "start": ari_start, "end": score}
+                    | {"k": len(np.unique(end)), "true k": k}
+                )
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
-    out = Path("bench/scratch") / f"bag_lever_consensus_{method}.csv"
+    print(df.groupby(["variant", "dataset"])["k"].agg(lambda v: "/".join(map(str, v))).unstack(0).to_string())
+    out = Path("bench/scratch") / f"bag_lever_consensus_{method}{'_auto' if auto else ''}.csv"
     out.parent.mkdir(exist_ok=True)
     df.to_csv(out, index=False)
 
 
 if __name__ == "__main__":
     if "--consensus" in sys.argv:
-        consensus(*[a for a in sys.argv[1:] if not a.startswith("--")])
+        consensus(*[a for a in sys.argv[1:] if not a.startswith("--")], auto="--auto" in sys.argv)
     else:
         main(*sys.argv[1:])
