@@ -42,7 +42,7 @@ def stage_from_same_weights(
     Returns
     -------
     pandas.DataFrame
-        One row per (dataset, seed, variant): ``start`` and ``end`` ARI, clustering epochs,
+        One row per (dataset, seed, variant): ``start`` and ``end`` ARI, the stage's epochs,
         convergence and times. Each row is also printed as it comes. ``attrs["labels"]`` holds the
         final labels by ``(dataset, variant, seed)``, for the seed-to-seed agreement.
     """
@@ -79,7 +79,7 @@ def stage_from_same_weights(
                         "variant": label,
                         "start": res.init_scores.get("ari"),
                         "end": metrics.ari(truth, res.labels),
-                        "epochs": int(res.history["epoch"].max()) if len(res.history) else 0,
+                        "epochs": int(res.timings["cluster_epochs"]),
                         "converged": res.converged,
                         "pretrain_s": round(t_pre, 1),
                         "stage_s": round(time.perf_counter() - t0, 1),
