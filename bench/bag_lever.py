@@ -20,7 +20,6 @@ its Leiden clusters are the start of all three stages.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +41,7 @@ def main(method: str = "desc") -> None:
     from scdeep_core import api, recipe
     from scdeep_core.config import config_for
 
-    from .levers import print_summary, stage_from_same_weights
+    from .levers import print_summary, save_rows, stage_from_same_weights
 
     def starts(adata, pre, seed):
         others = [
@@ -57,9 +56,7 @@ def main(method: str = "desc") -> None:
 
     df = stage_from_same_weights(method, recipe, "initial_clusters", starts)
     print_summary(df, "variant", df.attrs["labels"], extra=("stage_s",))
-    out = Path("bench/scratch") / f"bag_lever_{method}.csv"
-    out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)
+    save_rows(df, f"bag_lever_{method}")
 
 
 def consensus(method: str = "desc", auto: bool = False) -> None:
@@ -74,7 +71,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
 
     from .common import DATASETS, SHARED
     from .embedding_lever import unit_variance
-    from .levers import print_summary
+    from .levers import print_summary, save_rows
 
     warnings.filterwarnings("ignore")
     engine_start = recipe.initial_clusters
@@ -119,9 +116,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
     print(df.groupby(["variant", "dataset"])["k"].agg(lambda v: "/".join(map(str, v))).unstack(0).to_string())
-    out = Path("bench/scratch") / f"bag_lever_consensus_{method}{'_auto' if auto else ''}.csv"
-    out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)
+    save_rows(df, f"bag_lever_consensus_{method}{'_auto' if auto else ''}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -92,7 +91,7 @@ def stage(method: str = "desc", with_target: bool = False) -> None:
     from scdeep_core import recipe, train
     from scdeep_core.standard import standard_pca
 
-    from .levers import print_summary, stage_from_same_weights
+    from .levers import print_summary, save_rows, stage_from_same_weights
     from .target_lever import target_with_power
 
     def starts(adata, pre, seed):
@@ -114,9 +113,7 @@ def stage(method: str = "desc", with_target: bool = False) -> None:
 
     df = stage_from_same_weights(method, recipe, "initial_clusters", starts)
     print_summary(df, "variant", df.attrs["labels"])
-    out = Path("bench/scratch") / f"embedding_lever_stage_{method}{'_target' if with_target else ''}.csv"
-    out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)  # the per-seed rows, for the agreement and paired differences
+    save_rows(df, f"embedding_lever_stage_{method}{'_target' if with_target else ''}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import anndata as ad
 import pandas as pd
@@ -23,7 +22,7 @@ def main(method: str = "desc", sizes: str = "16,32,64") -> None:
     from scdeep_core.config import config_for
 
     from .common import DATASETS, SHARED
-    from .levers import print_summary
+    from .levers import print_summary, save_rows
 
     warnings.filterwarnings("ignore")
     rows, labels = [], {}
@@ -51,9 +50,7 @@ def main(method: str = "desc", sizes: str = "16,32,64") -> None:
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "latent", labels, extra=("fit_s",))
-    out = Path("bench/scratch") / f"latent_lever_{method}.csv"
-    out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)
+    save_rows(df, f"latent_lever_{method}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -109,6 +110,14 @@ def seed_agreement(labels: dict[tuple[str, Any, int], Any]) -> pd.DataFrame:
         for (name, variant), s in seeds.items()
     }
     return pd.Series(agreement).unstack(0)
+
+
+def save_rows(df: pd.DataFrame, stem: str) -> None:
+    """Write a lever's per-seed rows to ``bench/scratch/<stem>.csv`` (git-ignored), for the agreement
+    and paired differences later."""
+    out = Path("bench/scratch") / f"{stem}.csv"
+    out.parent.mkdir(exist_ok=True)
+    df.to_csv(out, index=False)
 
 
 def print_summary(df: pd.DataFrame, by: str, labels: dict | None = None, extra: tuple[str, ...] = ()) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -48,7 +47,7 @@ def main(method: str = "desc") -> None:
     from scdeep_core.config import config_for
 
     from .common import DATASETS, SHARED
-    from .levers import seed_agreement
+    from .levers import save_rows, seed_agreement
 
     warnings.filterwarnings("ignore")
     rows, labels = [], {}
@@ -75,9 +74,7 @@ def main(method: str = "desc") -> None:
                     )
                     print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    out = Path("bench/scratch") / f"pretrain_lever_{method}.csv"
-    out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)
+    save_rows(df, f"pretrain_lever_{method}")
     table = df.groupby(["pretraining", "geometry", "dataset"])["ari"].mean().unstack(2)
     table["mean"] = table.mean(axis=1)
     print(table.round(3).to_string())

@@ -19,7 +19,7 @@ CAPS = (100, 20, 10)
 def main(method: str = "desc") -> None:
     from scdeep_core import api
 
-    from .levers import print_summary, stage_from_same_weights
+    from .levers import print_summary, save_rows, stage_from_same_weights
 
     engine_recluster = api.recluster
 
@@ -33,6 +33,7 @@ def main(method: str = "desc") -> None:
     df = stage_from_same_weights(method, api, "recluster", lambda *_: {cap: capped(cap) for cap in CAPS})
     df = df.rename(columns={"variant": "most epochs"})
     print_summary(df, "most epochs", df.attrs["labels"], extra=("stage_s",))
+    save_rows(df, f"stage_length_lever_{method}")
 
 
 if __name__ == "__main__":
