@@ -13,8 +13,10 @@ the stage from the bag's start (so cluster j means the same cells' centroid in e
 labels are the argmax of their mean soft assignment q. Compared with the default (one model, KMeans
 on its z) and with the bag's start through one model's stage, from the same pretrainings.
 ``--auto``: the same without the true k, as the dashboard's default runs: the default chooses k on
-one model's z, the bag chooses it on the three embeddings side by side (``kselect.choose_k``), and
-its Leiden clusters are the start of all three stages.
+one model's z. The consensus variants choose it on the three embeddings side by side
+(``kselect.choose_k``; its Leiden clusters start all three stages), or on the first model as the
+default does, starting all three stages from that model's Leiden clusters or from KMeans on the
+bag with that k.
 """
 
 from __future__ import annotations
@@ -86,25 +88,38 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
                 for offset in BAG_OFFSETS
             ]
             truth = adata.obs[key].astype(str).to_numpy()[models[0].data.cell_mask]
+            default = api.recluster(adata, models[0], copy=True)
+
+            def stages_from(start, _models=models, _adata=adata):
+                recipe.initial_clusters = lambda *args, **kwargs: start
+                try:
+                    return [api.recluster(_adata, m, copy=True) for m in _models]
+                finally:
+                    recipe.initial_clusters = engine_start
+
+            def vote(bagged):
+                return np.mean([b.q for b in bagged], axis=0).argmax(axis=1)
+
+            ends = {"z": (default.init_scores.get("ari"), default.labels)}
             if auto:
+                # 17c: k and the start chosen on the bag; then two ways of choosing k on one model
+                # (the default's own scan): its Leiden clusters start all three stages, or KMeans
+                # on the bag with its k does.
                 bag = np.hstack([unit_variance(m.z) for m in models])
-                start = choose_k(bag, n_neighbors=models[0].cfg.n_neighbors, seed=seed).chosen_labels
+                starts = {
+                    "k on bag": choose_k(bag, n_neighbors=models[0].cfg.n_neighbors, seed=seed).chosen_labels,
+                    "k on model 1, its start": models[0].select_k().chosen_labels,
+                }
+                starts["k on model 1, bag KMeans start"] = bag_start(
+                    [m.z for m in models], models[0].select_k().n_clusters, seed
+                )
+                for variant, start in starts.items():
+                    ends[variant] = (metrics.ari(truth, start), vote(stages_from(start)))
             else:
                 start = bag_start([m.z for m in models], k, seed)
-            default = api.recluster(adata, models[0], copy=True)
-            recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
-            try:
-                bagged = [api.recluster(adata, m, copy=True) for m in models]
-            finally:
-                recipe.initial_clusters = engine_start
-            ends = {
-                "z": (default.init_scores.get("ari"), default.labels),
-                "bag of 3 start": (metrics.ari(truth, start), bagged[0].labels),
-                "bag of 3 start and end": (
-                    metrics.ari(truth, start),
-                    np.mean([b.q for b in bagged], axis=0).argmax(axis=1),
-                ),
-            }
+                bagged = stages_from(start)
+                ends["bag of 3 start"] = (metrics.ari(truth, start), bagged[0].labels)
+                ends["bag of 3 start and end"] = (metrics.ari(truth, start), vote(bagged))
             for variant, (ari_start, end) in ends.items():
                 labels[name, variant, seed] = end
                 score = metrics.ari(truth, end)

@@ -74,7 +74,8 @@ def main() -> None:
                 kw["constraints"] = sd.ConstraintConfig(
                     source="labels", label_key=p["label_key"], fraction=0.1, n_pairs=2000
                 )
-            res = sd.fit(adata0.copy(), sd.config_for(method, **kw), label_key=p["label_key"])
+            preset = "thorough" if "_thorough" in variant else "fast"
+            res = sd.fit(adata0.copy(), sd.config_for(method, preset=preset, **kw), label_key=p["label_key"])
             seconds = time.perf_counter() - t0
             pre = res.pretrained
             # Where accuracy is made or lost: KMeans (true k) on the pretrained embedding, the initial

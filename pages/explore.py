@@ -41,6 +41,11 @@ else:
 axis_names = ("UMAP1", "UMAP2") if has_umap else ("embedding dimension 1", "embedding dimension 2")
 scatter = partial(figures.embedding_scatter, axis_names=axis_names)
 st.caption(result.summary())
+if result.consensus is not None:
+    st.caption(
+        f"Thorough preset: a consensus of {result.consensus['n_models']} models. The map is drawn from the first "
+        "model's embedding; the clusters and their confidence come from the models' mean soft assignment."
+    )
 if result.stage == "done" and not result.converged:
     st.warning(f"This run {result.convergence()}: its labels may still have been moving.", icon=":material/warning:")
 if k_selection_of(result) is not None:

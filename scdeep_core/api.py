@@ -15,6 +15,7 @@ from . import metrics, recipe
 from .backed import prepare_backed
 from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
 from .device import resolve_device
+from .distributed import current as current_ranks
 from .errors import InputError
 from .events import Callback, StopToken, TrainingEvent
 from .log import note, noted
@@ -150,6 +151,11 @@ def pretrain(
     t_start = time.perf_counter()
     cfg = resolve_config(config)
     resolve_device(cfg.device)  # before any work: a missing GPU is an error, not a silent CPU run
+    if cfg.n_models > 1 and current_ranks().active:
+        raise ConfigError(
+            "A consensus of several models (n_models > 1, the 'thorough' preset) is not available with torchrun yet: "
+            "run it in one process, or use n_models = 1 across processes."
+        )
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)
@@ -246,6 +252,11 @@ def recluster(
             f"batch_key {cfg.batch_key!r} differs from the pretrained model's {pretrained.cfg.batch_key!r}: the batch "
             "correction is part of pretraining, so pretrain again to change it."
         )
+    if cfg.n_models != len(pretrained.models):
+        raise ConfigError(
+            f"n_models = {cfg.n_models} differs from the {len(pretrained.models)} model(s) pretrained: each model of a "
+            "consensus is pretrained, so pretrain again to change it."
+        )
     _check_k(cfg, pretrained.n_cells, " used for training")
     if adata.n_obs != len(pretrained.data.cell_mask):
         raise InputError(
@@ -304,6 +315,7 @@ def recluster(
         k_selection=out.selection,
         init_scores=out.init_scores,
         batch_scores=_batch_mixing(pretrained, out.z, out.labels),
+        consensus=out.consensus,
     )
     result.versions["device"] = out.device  # where it trained: part of what reproduces it
     if pairs is not None:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CONFIG_CLASSES, ConfigError, ConstraintConfig, Setting, settings
+from .config import CONFIG_CLASSES, PRESET_HELP, PRESETS, ConfigError, ConstraintConfig, Setting, settings
 from .errors import InputError
 
 METHOD_NAMES = {"desc": "DESC", "scdcc": "scDCC"}
@@ -25,6 +25,7 @@ EPILOG = """examples:
   python -m scdeep_core fit data.h5ad --method scdcc --n-clusters 8 --constraints labels \\
       --constraint-label-key cell_type --fraction 0.1
   python -m scdeep_core fit builtin:pbmc68k_reduced --method desc --label-key bulk_labels
+  python -m scdeep_core fit data.h5ad --method desc --n-clusters 8 --preset thorough
 """
 
 
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda v: [float(x) for x in v.split(",")],
         help="Leiden resolution when k is unknown (default 1.0); several, comma separated, reuse one pretrained "
         "autoencoder.",
+    )
+    fit.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="fast",
+        help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items())
+        + ". Default: fast. Options given as well (e.g. --n-models) win over the preset.",
     )
     fit.add_argument("--label-key", help="obs column of known labels, used only to report ARI/NMI/ACC.")
     fit.add_argument(
@@ -176,7 +184,7 @@ def _config_from_args(args: argparse.Namespace):
             f"{options}: not a setting of {METHOD_NAMES[args.method]} (--method {args.method}); "
             "drop it or change --method."
         )
-    overrides = dict(given)
+    overrides = {**PRESETS[getattr(args, "preset", "fast")], **given}
     if args.resolution:
         overrides["resolution"] = args.resolution[0]
         overrides["n_clusters"] = None
@@ -300,6 +308,9 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
         paths = results.save_run(adata, result, out if len(runs) == 1 else out / result.key)
         scores = " ".join(result.score_parts())
         how = " (automatic)" if result.k_selection is not None else ""
+        if result.consensus is not None:
+            info = result.consensus
+            how += f" consensus of {info['n_models']} models (agreement {info['agreement']:.2f})"
         print(
             f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s "
             f"{result.convergence()} "

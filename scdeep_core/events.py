@@ -36,7 +36,8 @@ class TrainingEvent:
     the share of the run done by time (see :mod:`scdeep_core.progress`). ``epoch_s`` is the
     epoch's own duration. ``history_row`` is set by the training loop's monitor when it records
     the event in the run's history (pretraining and clustering epochs): the one row a live view
-    appends, so the loop alone decides what the history holds.
+    appends, so the loop alone decides what the history holds. ``model`` is the model's index
+    (0-based) in a consensus of several (``n_models``), ``None`` with one.
     """
 
     phase: str
@@ -56,6 +57,7 @@ class TrainingEvent:
     message: str = ""
     epoch_s: float | None = None
     history_row: dict[str, float | int | str | None] | None = None
+    model: int | None = None
 
     def as_row(self) -> dict[str, float | int | str | None]:
         """Flat record for a loss-history table (no snapshot)."""
@@ -69,6 +71,8 @@ class TrainingEvent:
             "elapsed": self.elapsed,
             "epoch_s": self.epoch_s,
         }
+        if self.model is not None:
+            row["model"] = self.model
         row.update({f"loss_{k}": v for k, v in self.losses.items()})
         if self.confidence is not None:
             row.update({f"confidence_{k}": v for k, v in self.confidence.items()})

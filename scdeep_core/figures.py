@@ -65,21 +65,36 @@ def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
         return _layout(fig, "Waiting for the first epoch...")
     h = history.reset_index(drop=True).copy()
     h["step"] = np.arange(1, len(h) + 1)
-    for col in [c for c in h.columns if c.startswith("loss_") and c != "loss_total"]:
+    # A consensus trains its models one after the other: one line per model and phase (a line
+    # joining one model's last epoch to the next one's first would draw a jump that never happened),
+    # each loss term in one colour, in the legend once.
+    models = sorted(h["model"].dropna().unique()) if "model" in h and h["model"].notna().any() else [None]
+    for i, col in enumerate([c for c in h.columns if c.startswith("loss_") and c != "loss_total"]):
         name = col[5:]
-        for phase, dash in (("pretrain", "solid"), ("cluster", "solid")):
-            part = h[h["phase"] == phase]
-            if part[col].notna().any():
-                fig.add_trace(
-                    go.Scatter(
-                        x=part["step"],
-                        y=part[col],
-                        mode="lines",
-                        name=f"{LOSS_LABELS.get(name, name)} ({phase})",
-                        line=dict(dash=dash),
-                    ),
-                    row=1,
-                    col=1,
+        for phase in ("pretrain", "cluster"):
+            for model in models:
+                part = h[(h["phase"] == phase) & ((h["model"] == model) if model is not None else True)]
+                if part[col].notna().any():
+                    fig.add_trace(
+                        go.Scatter(
+                            x=part["step"],
+                            y=part[col],
+                            mode="lines",
+                            name=f"{LOSS_LABELS.get(name, name)} ({phase})",
+                            legendgroup=f"{col}-{phase}",
+                            showlegend=model == models[0],
+                            line=dict(color=PALETTE[2 * i + (phase == "cluster")]),
+                        ),
+                        row=1,
+                        col=1,
+                    )
+    if len(models) > 1:
+        for model in models[1:]:
+            first = h.loc[(h["phase"] == "pretrain") & (h["model"] == model), "step"]
+            if len(first):
+                fig.add_vline(x=first.min() - 0.5, line_dash="dot", line_color="lightgrey")
+                fig.add_annotation(
+                    x=first.min() - 0.5, y=1, yref="paper", text=f"model {int(model) + 1}", showarrow=False
                 )
     pre = h[h["phase"] == "pretrain"]
     if len(pre) and (h["phase"] == "cluster").any():

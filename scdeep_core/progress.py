@@ -71,7 +71,9 @@ class RunPlan:
         Whether k is chosen automatically during initialisation.
     stages
         Clustering stages run one after the other from the same pretraining (one per
-        resolution in :func:`~scdeep_core.api.fit_resolutions`).
+        resolution in :func:`~scdeep_core.api.fit_resolutions`, times the models of a consensus).
+    models
+        Models pretrained one after the other (``n_models``), each with ``pretrain_epochs``.
 
     The UMAP that the dashboard computes after training is not part of the plan: the job that
     runs it adds :func:`umap_seconds` to the estimate (the core does not know about it).
@@ -85,6 +87,7 @@ class RunPlan:
     tol: float = 1e-3
     auto_k: bool = False
     stages: int = 1
+    models: int = 1
 
 
 def umap_seconds(n_cells: int) -> float:
@@ -141,7 +144,7 @@ class TimeLeft:
         self.pretrain_times: list[float] = []
         self.cluster_times: list[float] = []
         self.last_delta: float | None = None  # this stage's latest delta_label
-        self.pretrain_left = plan.pretrain_epochs
+        self.pretrain_left = plan.pretrain_epochs * plan.models
         self.cluster_done = 0
         self.stages_done = 0
         self._shown_fraction = 0.0
@@ -156,6 +159,11 @@ class TimeLeft:
             self.stages_done += 1
             self.cluster_done, self.last_delta = 0, None
         self.current, self.phase_started = name, now
+
+    def start_model(self, index: int) -> None:
+        """Model ``index`` (0-based) of a consensus starts pretraining: the earlier ones are over,
+        however early they stopped."""
+        self.pretrain_left = self.plan.pretrain_epochs * max(self.plan.models - index, 0)
 
     def epoch(self, phase: str, seconds: float, delta_label: float | None = None) -> None:
         """One epoch of ``phase`` took ``seconds``; ``delta_label`` as the stage reports it."""

@@ -7,6 +7,7 @@ the API, so what they time or show is what ``fit`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from copy import deepcopy
@@ -27,6 +28,7 @@ from .graph import leiden_on_embedding
 from .kselect import KSelection, choose_k
 from .log import note
 from .methods import hooks_for
+from .metrics import ari
 from .pp import PreparedData
 from .progress import RunPlan
 from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
@@ -57,10 +59,23 @@ class Pretrained:
     history: list[dict]
     stopped: bool = False
     k_selection: KSelection | None = None
+    members: list[Pretrained] = field(default_factory=list)  # the other models of a consensus (n_models > 1)
 
     @property
     def n_cells(self) -> int:
         return self.data.n_cells
+
+    @property
+    def models(self) -> list[Pretrained]:
+        """Every model of the run: this one, then the other members of its consensus."""
+        return [self, *self.members]
+
+    def start_space(self) -> np.ndarray:
+        """Where the initial clusters are found: the embedding, or with several models their
+        embeddings side by side, each scaled to unit total variance so that each counts alike."""
+        if not self.members:
+            return self.z
+        return np.hstack([unit_variance(m.z) for m in self.models])
 
     def select_k(self) -> KSelection:
         """The automatic choice of k on this embedding (computed once, then kept)."""
@@ -86,10 +101,19 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
+    consensus: dict | None = None  # a consensus of several models: see _consensus_info
+
+
+def unit_variance(z: np.ndarray) -> np.ndarray:
+    """``z`` centred and scaled to unit total variance (the sum of its columns' variances)."""
+    centred = z - z.mean(axis=0)
+    total = float(np.sqrt((centred**2).sum(axis=1).mean()))
+    return centred / total if total > 0 else centred
 
 
 def run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 1) -> RunPlan:
-    """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`)."""
+    """What a run of ``cfg`` will do, for its time left (see :mod:`scdeep_core.progress`); each
+    model of a consensus pretrains ``pretrain_epochs`` and runs every clustering stage."""
     return RunPlan(
         method=cfg.method,
         n_cells=n_cells,
@@ -98,7 +122,8 @@ def run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 
         min_cluster_epochs=cfg.min_cluster_epochs,
         tol=cfg.tol,
         auto_k=cfg.n_clusters == "auto",
-        stages=stages,
+        stages=stages * cfg.n_models,
+        models=cfg.n_models,
     )
 
 
@@ -120,7 +145,8 @@ def pretrain(
     stages: int = 1,
     started: float | None = None,
 ) -> Pretrained:
-    """Build the method's autoencoder (seeded) and train it on reconstruction.
+    """Build the method's autoencoder (seeded) and train it on reconstruction; with
+    ``cfg.n_models > 1``, one model per seed of ``cfg.model_seeds()``, one after the other.
 
     Parameters
     ----------
@@ -144,10 +170,54 @@ def pretrain(
     Returns
     -------
     Pretrained
+        The first model; the others of a consensus are its ``members``.
     """
     started = time.perf_counter() if started is None else started
     device = resolve_device(cfg.device)
     n_pretrain = cfg.resolved_pretrain_epochs(data.n_cells)
+    notes = list(notes or [])
+    ranks = current_ranks()
+    if ranks.active:
+        note(
+            notes,
+            f"Trained data-parallel on {ranks.world} processes (torch.distributed, {ranks.backend}): each trains "
+            "on its shard of the cells, so the labels differ slightly from a one-process run with the same seed.",
+        )
+    if cfg.n_models > 1:
+        note(
+            notes,
+            f"Consensus of {cfg.n_models} models (pretrained with seeds {cfg.model_seeds()}): they start from one "
+            "clustering of their embeddings side by side and the labels are the argmax of their mean soft assignment.",
+        )
+    monitor.truth, monitor.eval_mask = truth, eval_mask
+    monitor.set_plan(run_plan(cfg, data.n_cells, n_pretrain, stages))
+    models: list[Pretrained] = []
+    for index, seed in enumerate(cfg.model_seeds()):
+        if models and monitor.stop_requested:
+            break  # stopped: the models trained so far are the consensus
+        monitor.start_model(index if cfg.n_models > 1 else None)
+        member_cfg = cfg if index == 0 else dataclasses.replace(cfg, seed=seed)
+        models.append(_pretrain_one(data, member_cfg, monitor, device, n_pretrain, pairs))
+    monitor.start_model(None)
+    first = models[0]
+    first.truth, first.eval_mask, first.notes = truth, eval_mask, notes
+    first.members = models[1:]
+    first.history = list(monitor.history)
+    first.pretrain_s = time.perf_counter() - started
+    first.stopped = monitor.stop_requested
+    return first
+
+
+def _pretrain_one(
+    data: PreparedData,
+    cfg: BaseConfig,
+    monitor: Monitor,
+    device: torch.device,
+    n_pretrain: int,
+    pairs: PairConstraints | None,
+) -> Pretrained:
+    """One autoencoder seeded by ``cfg.seed``, trained on reconstruction."""
+    t0 = time.perf_counter()
     with _SEED_LOCK:
         torch.manual_seed(cfg.seed)
         hooks = hooks_for(cfg, data, pairs, device)
@@ -156,15 +226,6 @@ def pretrain(
         ranks.sync_parameters(model)
         if ranks.rank > 0:  # other dropout noise on each rank's cells; rank 0 keeps the single-process stream
             torch.manual_seed(cfg.seed * 1000 + ranks.rank)
-    notes = list(notes or [])
-    if ranks.active:
-        note(
-            notes,
-            f"Trained data-parallel on {ranks.world} processes (torch.distributed, {ranks.backend}): each trains "
-            "on its shard of the cells, so the labels differ slightly from a one-process run with the same seed.",
-        )
-    monitor.truth, monitor.eval_mask = truth, eval_mask
-    monitor.set_plan(run_plan(cfg, data.n_cells, n_pretrain, stages))
     train_autoencoder(model, data, hooks, cfg, monitor, np.random.default_rng(cfg.seed), n_pretrain)
     return Pretrained(
         cfg.method,
@@ -173,11 +234,11 @@ def pretrain(
         hooks,
         model,
         embed(model, data),
-        truth,
-        eval_mask,
-        notes,
-        time.perf_counter() - started,
-        list(monitor.history),
+        None,
+        None,
+        [],
+        time.perf_counter() - t0,
+        [],
         stopped=monitor.stop_requested,
     )
 
@@ -257,7 +318,13 @@ def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _initialise(
     pre: Pretrained, cfg: BaseConfig, monitor: Monitor, groups: list[np.ndarray] | None = None
 ) -> tuple[np.ndarray, KSelection | None]:
-    """Initial clusters of the pretrained embedding (choosing k first when asked to)."""
+    """Initial clusters of the pretrained embedding (choosing k first when asked to).
+
+    With a consensus the clusters are found on the models' embeddings side by side
+    (:meth:`Pretrained.start_space`), so every model's stage starts from the same cells' clusters;
+    an automatic k is chosen on the first model alone, whose Leiden clusters start them
+    (choosing it on the side-by-side embeddings lost on pbmc and paul15, BENCHMARKS.md 17c).
+    """
     selection = None
     if cfg.n_clusters == "auto":
         monitor.emit(
@@ -268,7 +335,7 @@ def _initialise(
             if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
             else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
         )
-    return initial_clusters(pre.z, cfg, selection, groups), selection
+    return initial_clusters(pre.start_space(), cfg, selection, groups), selection
 
 
 def _anchoring_note(n_groups: int, cfg: BaseConfig, selection: KSelection | None, n_init: int) -> str:
@@ -308,7 +375,8 @@ def cluster(
     groups: list[np.ndarray] | None = None,
 ) -> Outcome:
     """Initialise clusters on the pretrained embedding, then run the clustering stage on a copy
-    of the network (``pre`` is not changed).
+    of the network (``pre`` is not changed). With a consensus (``pre.members``) every model runs
+    its own stage from the same initial clusters, and the labels are the argmax of their mean q.
 
     Parameters
     ----------
@@ -327,14 +395,12 @@ def cluster(
     Returns
     -------
     Outcome
+        ``z`` and ``centroids`` are the first model's.
     """
     t0 = time.perf_counter()
-    model = deepcopy(pre.model)
-    z = pre.z
     groups = groups or []
     init_labels, selection = _initialise(pre, cfg, monitor, groups)
     init_labels = current_ranks().broadcast_array(init_labels)  # several processes start from rank 0's clusters
-    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
     msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
@@ -355,13 +421,93 @@ def cluster(
         note(notes, f"Automatic choice: {selection.summary()}")
     if groups:
         note(notes, _anchoring_note(len(groups), cfg, selection, n_init))
-    stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
-    delta = None
     if n_init < 2:
         note(
             notes, "The initial clustering found a single cluster: raise the Leiden resolution or give k.", warning=True
         )
-    if stage == "cluster" and n_init >= 2:
+    models, seeds = pre.models, cfg.model_seeds()
+    stages: list[_Stage] = []
+    for index, member in enumerate(models):
+        if index > 0:
+            if monitor.stop_requested:
+                break  # stopped: the consensus of the stages run so far
+            monitor.emit(
+                TrainingEvent(
+                    "init",
+                    0,
+                    cfg.max_cluster_epochs,
+                    n_clusters=n_init,
+                    message=f"Model {index + 1} of {len(models)}: clustering stage from the same initial clusters.",
+                )
+            )
+        monitor.model = index if len(models) > 1 else None
+        member_cfg = cfg if index == 0 else dataclasses.replace(cfg, seed=seeds[index])
+        stages.append(_run_stage(member, member_cfg, monitor, init_labels, pairs, live=index == 0))
+    monitor.model = None
+    stage_name = "pretrain" if any(st.stage == "pretrain" for st in stages) else "done"
+    if any(st.stage == "cluster" for st in stages):
+        stage_name = "cluster"
+    for index, st in enumerate(stages):
+        if st.stage == "done" and not st.converged:
+            prefix = f"Model {index + 1} of {len(stages)}: " if len(stages) > 1 else ""
+            note(notes, prefix + not_converged_note(st.delta_label, cfg.tol, st.epochs), warning=True)
+    first = stages[0]
+    q = first.q if len(stages) == 1 else np.mean([st.q for st in stages], axis=0)
+    consensus = None
+    if len(models) > 1:
+        consensus = _consensus_info(stages, seeds)
+        note(notes, consensus_note(consensus))
+    deltas = [st.delta_label for st in stages if st.delta_label is not None]
+    t_end = time.perf_counter()
+    return Outcome(
+        labels=first.labels if len(stages) == 1 else q.argmax(axis=1),
+        q=q,
+        z=first.z,
+        centroids=first.centroids,
+        stage=stage_name,
+        converged=all(st.converged for st in stages),
+        epochs=max(st.epochs for st in stages),
+        delta_label=max(deltas) if deltas else None,
+        selection=selection,
+        init_scores=scores,
+        notes=notes,
+        timings={"init_s": t_init - t0, "cluster_s": t_end - t_init},
+        device=first.device,
+        consensus=consensus,
+    )
+
+
+@dataclass
+class _Stage:
+    """One model's clustering stage (see :func:`_run_stage`)."""
+
+    labels: np.ndarray
+    q: np.ndarray
+    z: np.ndarray
+    centroids: np.ndarray
+    stage: str
+    converged: bool
+    epochs: int
+    delta_label: float | None
+    device: str
+
+
+def _run_stage(
+    pre: Pretrained,
+    cfg: BaseConfig,
+    monitor: Monitor,
+    init_labels: np.ndarray,
+    pairs: PairConstraints | None,
+    live: bool,
+) -> _Stage:
+    """The clustering stage of one model from ``init_labels``, on a copy of its network (centroids:
+    the clusters' means in its own embedding); ``live``: send embedding snapshots."""
+    model = deepcopy(pre.model)
+    z = pre.z
+    model.set_centroids(torch.from_numpy(centroids_of(z, init_labels)))  # moved to the model's device
+    stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
+    delta = None
+    if stage == "cluster" and init_labels.max() >= 1:
         hooks = pre.hooks if pairs is None else hooks_for(cfg, pre.data, pairs, model_device(model))
         hooks.reseed(cfg.seed)
         out = cluster_stage(
@@ -371,29 +517,34 @@ def cluster(
             cfg,
             monitor,
             np.random.default_rng([cfg.seed, 1]),
-            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed),
+            SnapshotMaker(z, cfg.snapshot_cells, cfg.seed) if live else None,
         )
         labels, q, z, converged, epochs, delta = out.labels, out.q, out.z, out.converged, out.epochs, out.delta_label
         stage = "cluster" if out.stopped else "done"
-        if stage == "done" and not converged:
-            note(notes, not_converged_note(delta, cfg.tol, epochs), warning=True)
     else:
         with torch.no_grad():
             q = to_numpy(model.soft_assign(to_device(z, model_device(model)), cfg.alpha))
         labels, converged, epochs = q.argmax(axis=1), False, 0
-    t_end = time.perf_counter()
-    return Outcome(
-        labels=labels,
-        q=q,
-        z=z,
-        centroids=to_numpy(model.centroids).copy(),
-        stage=stage,
-        converged=converged,
-        epochs=epochs,
-        delta_label=delta,
-        selection=selection,
-        init_scores=scores,
-        notes=notes,
-        timings={"init_s": t_init - t0, "cluster_s": t_end - t_init},
-        device=str(model_device(model)),
+    return _Stage(
+        labels, q, z, to_numpy(model.centroids).copy(), stage, converged, epochs, delta, str(model_device(model))
+    )
+
+
+def _consensus_info(stages: list[_Stage], seeds: list[int]) -> dict:
+    """How the models of a consensus ended, and how far they agree (mean pairwise ARI of their own labels)."""
+    pairs = [ari(a.labels, b.labels) for i, a in enumerate(stages) for b in stages[i + 1 :]]
+    return {
+        "n_models": len(stages),
+        "seeds": seeds[: len(stages)],
+        "agreement": float(np.mean(pairs)) if pairs else float("nan"),
+        "cluster_epochs": [st.epochs for st in stages],
+        "converged": [bool(st.converged) for st in stages],
+    }
+
+
+def consensus_note(info: dict) -> str:
+    """One line on a consensus for the user: how many models and how far they agree."""
+    return (
+        f"Consensus of {info['n_models']} models: on their own they agree at ARI {info['agreement']:.2f} (mean "
+        "pairwise); the labels are the argmax of their mean soft assignment."
     )

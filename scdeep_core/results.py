@@ -71,6 +71,8 @@ class ClusteringResult:
     batch_scores: dict[str, float] = field(default_factory=dict)  # batch mixing (ilisi, batch_asw) with a batch_key
     # Constraints given to recluster: {"pairs": DataFrame cell1, cell2, type; "selections": [Selection dicts]}
     constraints: dict[str, Any] | None = None
+    # A consensus of several models (n_models > 1): n_models, seeds, agreement, cluster_epochs, converged
+    consensus: dict[str, Any] | None = None
     pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
     adata: Any = field(default=None, repr=False, compare=False)  # the annotated copy when fit(..., copy=True)
 
@@ -117,6 +119,9 @@ class ClusteringResult:
     def summary(self) -> str:
         """One line: method, k (and how it was chosen), scores, wall time, convergence."""
         parts = [f"{self.method}: k={self.n_clusters}" + (" (automatic)" if self.k_selection is not None else "")]
+        if self.consensus is not None:
+            info = self.consensus
+            parts.append(f"consensus of {info['n_models']} models (agreement {info['agreement']:.2f})")
         parts += self.score_parts()
         if "total_s" in self.timings:
             parts.append(f"time={self.timings['total_s']:.1f}s")
@@ -168,6 +173,14 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
     }
     if result.k_selection is not None:
         adata.uns[key]["k_selection"] = result.k_selection.to_uns()
+    if result.consensus is not None:
+        adata.uns[key]["consensus"] = {
+            "n_models": int(result.consensus["n_models"]),
+            "seeds": np.asarray(result.consensus["seeds"], dtype=np.int64),
+            "agreement": float(result.consensus["agreement"]),
+            "cluster_epochs": np.asarray(result.consensus["cluster_epochs"], dtype=np.int64),
+            "converged": np.asarray(result.consensus["converged"], dtype=bool),
+        }
     if result.constraints is not None:
         adata.uns[key]["constraints"] = {
             "pairs": result.constraints["pairs"],
@@ -249,7 +262,20 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
         init_scores=dict(info.get("init_scores", {})),
         batch_scores=dict(info.get("batch_scores", {})),
         constraints=_constraints_from_uns(info.get("constraints")),
+        consensus=_consensus_from_uns(info.get("consensus")),
     )
+
+
+def _consensus_from_uns(stored: dict | None) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    return {
+        "n_models": int(stored["n_models"]),
+        "seeds": [int(s) for s in np.asarray(stored["seeds"])],
+        "agreement": float(stored["agreement"]),
+        "cluster_epochs": [int(e) for e in np.asarray(stored["cluster_epochs"])],
+        "converged": [bool(c) for c in np.asarray(stored["converged"])],
+    }
 
 
 def _constraints_from_uns(stored: dict | None) -> dict[str, Any] | None:
@@ -310,6 +336,8 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
             "rule": result.k_selection.rule,
             "table": result.k_selection.table.to_dict(orient="records"),
         }
+    if result.consensus is not None:
+        meta["consensus"] = result.consensus
     if result.constraints is not None:
         paths["constraints"] = folder / "constraints.csv"
         result.constraints["pairs"].to_csv(paths["constraints"], index=False)

@@ -129,6 +129,13 @@ class Monitor:
         self.start = time.perf_counter()
         self.history: list[dict] = []
         self.last_scores: dict[str, float] = {}
+        self.model: int | None = None  # the consensus member being trained, stamped on its events
+
+    def start_model(self, index: int | None) -> None:
+        """Model ``index`` of a consensus starts pretraining (``None``: a run of one model)."""
+        self.model = index
+        if index and self.time_left is not None:
+            self.time_left.start_model(index)
 
     def set_plan(self, plan: RunPlan) -> None:
         """Set what the run will do (once the data is prepared and the epoch budget known)."""
@@ -152,6 +159,8 @@ class Monitor:
         """Fill in timing fields, record the event in the history and send it out."""
         now = time.perf_counter() - self.start
         event.elapsed, event.epoch_s = now, epoch_seconds
+        if event.model is None:
+            event.model = self.model
         if self.time_left is not None:
             tl = self.time_left
             tl.phase(event.phase, now)
@@ -295,9 +304,16 @@ def stage_target(q: torch.Tensor, ranks) -> torch.Tensor:
 
 
 def cluster_stage(
-    model, data, hooks: MethodHooks, cfg, monitor: Monitor, rng: np.random.Generator, snapshots: SnapshotMaker
+    model,
+    data,
+    hooks: MethodHooks,
+    cfg,
+    monitor: Monitor,
+    rng: np.random.Generator,
+    snapshots: SnapshotMaker | None,
 ) -> ClusterStageOutcome:
-    """Refine embedding and centroids on the clustering loss until ``delta_label < tol``."""
+    """Refine embedding and centroids on the clustering loss until ``delta_label < tol``
+    (live embedding snapshots from ``snapshots``, none when it is ``None``)."""
     optimizer = hooks.cluster_optimizer(model)
     model.train()
     device = model_device(model)
@@ -335,7 +351,9 @@ def cluster_stage(
         ranks.sync_parameters(model)  # the pairwise steps ran on each rank alone
         scores = monitor.score(labels)
         fresh = epoch % cfg.update_interval == 0  # q was recomputed for this epoch
-        snap = snapshots(z, to_numpy(q), to_numpy(model.centroids), updates) if fresh else None
+        snap = None
+        if fresh and snapshots is not None:
+            snap = snapshots(z, to_numpy(q), to_numpy(model.centroids), updates)
         monitor.emit(
             TrainingEvent(
                 "cluster",

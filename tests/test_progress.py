@@ -57,6 +57,17 @@ def test_clustering_stage_estimate_holds_and_the_bound_counts_down():
     assert converged.seconds_left(2.5) <= 0.3  # below tol after the minimum: it stops within ~2 epochs
 
 
+def test_a_consensus_counts_every_models_pretraining_and_stage():
+    plan = RunPlan("desc", n_cells=1000, pretrain_epochs=20, cluster_cap=20, min_cluster_epochs=5, models=3, stages=3)
+    tl = TimeLeft(plan)
+    now = _pretrain(tl, 10, 0.1)
+    stage = 12 * 0.1 * 1.1  # a typical stage, a clustering epoch costing 1.1 pretraining epochs
+    # 10 epochs of this model's budget and two more pretrainings of 20, then three stages.
+    assert tl.seconds_left(now) == pytest.approx(50 * 0.1 + 1000 * 1.5e-4 + 3 * stage, rel=0.01)
+    tl.start_model(1)  # the first model stopped early at 10: only the two budgets left count
+    assert tl.seconds_left(now) == pytest.approx(40 * 0.1 + 1000 * 1.5e-4 + 3 * stage, rel=0.01)
+
+
 def test_fraction_follows_time_and_never_moves_back():
     tl = TimeLeft(RunPlan("scdcc", n_cells=500, pretrain_epochs=10, cluster_cap=50))
     now = _pretrain(tl, 2, 1.0)
