@@ -82,7 +82,7 @@ def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
                             mode="lines",
                             name=f"{LOSS_LABELS.get(name, name)} ({phase})",
                             legendgroup=f"{col}-{phase}",
-                            showlegend=model == models[0],
+                            showlegend=bool(model == models[0]),
                             line=dict(color=PALETTE[2 * i + (phase == "cluster")]),
                         ),
                         row=1,

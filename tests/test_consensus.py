@@ -86,3 +86,29 @@ def test_cli_preset_and_explicit_options():
         sd.config_for("desc", preset="slow")
     with pytest.raises(ConfigError, match="n_models"):
         sd.config_for("desc", n_models=0)
+
+
+def test_the_loss_chart_draws_each_model_apart(thorough_run):
+    from scdeep_core.figures import loss_curves
+
+    _, cfg, res, _ = thorough_run
+    fig = loss_curves(res.history, cfg.tol)
+    mse = [t for t in fig.data if t.name == "MSE reconstruction (pretrain)"]
+    assert len(mse) == 3 and [t.showlegend for t in mse] == [True, False, False]  # one line per model, one legend
+    assert len({t.line.color for t in mse}) == 1
+    assert {a.text for a in fig.layout.annotations} >= {"model 2", "model 3", "clustering starts"}
+
+
+def test_a_consensus_out_of_core_matches_the_one_in_memory(tmp_path):
+    import anndata as ad
+
+    from scdeep_core.datasets import simulate_counts
+
+    adata = simulate_counts(n_cells=300, n_genes=200, n_groups=3, separation=2.0, seed=2)
+    adata.X = adata.layers["counts"].copy()
+    adata.write_h5ad(tmp_path / "sim.h5ad")
+    cfg = sd.config_for("desc", preset="thorough", n_clusters=3, shuffle_block=1, **FAST)
+    in_memory = sd.fit(adata, cfg)
+    backed = sd.fit(ad.read_h5ad(tmp_path / "sim.h5ad", backed="r"), cfg)
+    assert backed.consensus["n_models"] == 3
+    assert sd.metrics.ari(in_memory.labels, backed.labels) > 0.95
