@@ -83,14 +83,18 @@ def start_training(at: AppTest, method: str, pretrain_epochs: int, **extra) -> N
 
 
 def test_train_desc_then_explore_results():
+    """The thorough preset here (a consensus of three models): the other walks train one model."""
     at = load_builtin(new_app())
-    start_training(at, "desc", 20)
+    at.switch_page("pages/train.py").run()
+    at.radio(key="preset").set_value("thorough").run()
+    start_training(at, "desc", 15)
     wait_for_run(at)
-    assert "desc" in at.session_state["runs"]
+    assert at.session_state["runs"]["desc"].consensus["n_models"] == 3
     adata = at.session_state["adata"]
     assert "desc_cluster" in adata.obs and "X_desc_umap" in adata.obsm
     at.switch_page("pages/explore.py").run()
     assert not at.exception
+    assert any("consensus of 3 models" in c.value for c in at.caption)
     metrics = {m.label: m.value for m in at.metric}
     assert 0.2 < float(metrics["ARI"]) <= 1 and 0 < float(metrics["ACC"]) <= 1
     # beside the run, the standard scanpy path on the same cells, computed without asking (700 cells)
