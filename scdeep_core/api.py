@@ -252,9 +252,9 @@ def recluster(
             f"batch_key {cfg.batch_key!r} differs from the pretrained model's {pretrained.cfg.batch_key!r}: the batch "
             "correction is part of pretraining, so pretrain again to change it."
         )
-    if cfg.n_models != len(pretrained.models):
+    if cfg.n_models != pretrained.cfg.n_models:  # (a stopped pretraining may hold fewer: they are the consensus)
         raise ConfigError(
-            f"n_models = {cfg.n_models} differs from the {len(pretrained.models)} model(s) pretrained: each model of a "
+            f"n_models = {cfg.n_models} differs from the pretrained run's {pretrained.cfg.n_models}: each model of a "
             "consensus is pretrained, so pretrain again to change it."
         )
     _check_k(cfg, pretrained.n_cells, " used for training")

@@ -428,9 +428,8 @@ def cluster(
     models, seeds = pre.models, cfg.model_seeds()
     stages: list[_Stage] = []
     for index, member in enumerate(models):
-        if index > 0:
-            if monitor.stop_requested:
-                break  # stopped: the consensus of the stages run so far
+        # Once stopped, the models left vote with their soft assignment at the start, as one model does.
+        if index > 0 and not monitor.stop_requested:
             monitor.emit(
                 TrainingEvent(
                     "init",

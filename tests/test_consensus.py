@@ -72,7 +72,7 @@ def test_recluster_reuses_the_three_models_and_refuses_another_count(thorough_ru
     assert other.n_clusters == 4 and other.consensus["n_models"] == 3
     # No pretraining again: the pretraining rows are the ones the fit recorded.
     assert (other.history["phase"] == "pretrain").sum() == (res.history["phase"] == "pretrain").sum()
-    with pytest.raises(ConfigError, match="n_models = 1 differs from the 3 model"):
+    with pytest.raises(ConfigError, match="n_models = 1 differs from the pretrained run's 3"):
         sd.recluster(adata, pre, dataclasses.replace(cfg, n_models=1), copy=True)
 
 
@@ -112,3 +112,26 @@ def test_a_consensus_out_of_core_matches_the_one_in_memory(tmp_path):
     backed = sd.fit(ad.read_h5ad(tmp_path / "sim.h5ad", backed="r"), cfg)
     assert backed.consensus["n_models"] == 3
     assert sd.metrics.ari(in_memory.labels, backed.labels) > 0.95
+
+
+def test_stopped_during_the_second_pretraining_keeps_what_was_trained(thorough_run):
+    adata, cfg, _, _ = thorough_run
+    token = sd.StopToken()
+
+    def stop_in_second_model(event):
+        if event.phase == "pretrain" and event.model == 1 and event.epoch == 2:
+            token.stop()
+
+    res = sd.fit(adata.copy(), cfg, stop_token=token, callbacks=[stop_in_second_model])
+    assert res.stage == "pretrain" and res.q.shape == (adata.n_obs, 3)
+    assert res.consensus["n_models"] == 2 and set(res.history["model"]) == {0, 1}
+    # Stopped in the second model's clustering stage: all three vote, the third from the shared start.
+    token = sd.StopToken()
+    res = sd.fit(
+        adata.copy(),
+        cfg,
+        stop_token=token,
+        callbacks=[lambda e: token.stop() if e.phase == "cluster" and e.model == 1 else None],
+    )
+    assert res.stage == "cluster" and "stopped by the user" in res.summary()
+    assert res.consensus["n_models"] == 3 and res.consensus["cluster_epochs"][2] == 0
