@@ -33,7 +33,7 @@ def bag_start(embeddings: list[np.ndarray], k: int, seed: int) -> np.ndarray:
     """KMeans (20 starts) on the embeddings side by side, each scaled to unit total variance."""
     from sklearn.cluster import KMeans
 
-    from .embedding_lever import unit_variance
+    from scdeep_core.recipe import unit_variance
 
     x = np.hstack([unit_variance(e) for e in embeddings])
     return KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
@@ -70,9 +70,9 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
     from scdeep_core import api, metrics, recipe
     from scdeep_core.config import config_for
     from scdeep_core.kselect import choose_k
+    from scdeep_core.recipe import unit_variance
 
     from .common import DATASETS, SHARED
-    from .embedding_lever import unit_variance
     from .levers import print_summary, save_rows
 
     warnings.filterwarnings("ignore")
