@@ -144,11 +144,13 @@ def targets(df: pd.DataFrame) -> pd.DataFrame:
     k_found = df.groupby(["dataset", "variant"], sort=False)["k_found"].agg(list).unstack()
     rows = []
     for ds in m.index:
-        base = m.loc[ds, [b for b in BASELINES if b in m.columns]]
-        row = {"dataset": ds, "best baseline": f"{base.max():.3f} ({base.idxmax()})"}
-        for method in ("desc", "scdcc"):
+        base = m.loc[ds, [b for b in BASELINES if b in m.columns]].dropna()
+        best = base.max() if len(base) else np.nan  # a run of deep variants alone has no baseline to compare with
+        row = {"dataset": ds, "best baseline": f"{best:.3f} ({base.idxmax()})" if len(base) else "not run"}
+        for method in ("desc", "scdcc", "desc_thorough", "scdcc_thorough"):
             if method in m.columns:
-                row[f"{method} (true k)"] = f"{m.loc[ds, method]:.3f} {'≥' if m.loc[ds, method] >= base.max() else '<'}"
+                versus = "" if not len(base) else " ≥" if m.loc[ds, method] >= best else " <"
+                row[f"{method} (true k)"] = f"{m.loc[ds, method]:.3f}{versus}"
             auto = f"{method}_auto"
             if auto in m.columns and "leiden_scanpy" in m.columns:
                 ks = k_found.loc[ds, auto]

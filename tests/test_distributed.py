@@ -83,3 +83,11 @@ def test_an_error_on_rank_zero_ends_the_whole_run(tmp_path):
     assert proc.returncode != 0
     assert "already holds files" in proc.stderr or "--force" in proc.stderr
     assert (tmp_path / "taken" / "x.txt").read_text() == "keep me"
+
+
+def test_the_thorough_preset_is_refused_under_torchrun_with_a_message(tmp_path):
+    """A consensus of several models is not built for several processes: say so, train nothing."""
+    cmd = [*TORCHRUN, "-m", "scdeep_core", "fit", "builtin:simulated", "--method", "desc", "--preset", "thorough"]
+    proc = subprocess.run([*cmd, "--quiet", "--out", "run"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert proc.returncode != 0 and "not available with torchrun" in proc.stderr
+    assert not (tmp_path / "run").exists()
