@@ -94,6 +94,15 @@ def _constraints_for(adata: ad.AnnData, cfg: SCDCCConfig, data: PreparedData) ->
     return cons.restrict_to_cells(pc, data.cell_mask)
 
 
+def check_processes(cfg: BaseConfig) -> None:
+    """Raise :class:`ConfigError` when ``cfg`` cannot run across the processes of this run (torchrun)."""
+    if cfg.n_models > 1 and current_ranks().active:
+        raise ConfigError(
+            "A consensus of several models (n_models > 1, the 'thorough' preset) is not available with torchrun yet: "
+            "run it in one process, or use n_models = 1 across processes."
+        )
+
+
 def resolve_config(config: BaseConfig | str | None) -> BaseConfig:
     """The validated config a run uses: ``config`` itself, a method's defaults for ``"desc"`` /
     ``"scdcc"``, or scDCC's defaults for ``None``."""
@@ -151,11 +160,7 @@ def pretrain(
     t_start = time.perf_counter()
     cfg = resolve_config(config)
     resolve_device(cfg.device)  # before any work: a missing GPU is an error, not a silent CPU run
-    if cfg.n_models > 1 and current_ranks().active:
-        raise ConfigError(
-            "A consensus of several models (n_models > 1, the 'thorough' preset) is not available with torchrun yet: "
-            "run it in one process, or use n_models = 1 across processes."
-        )
+    check_processes(cfg)
     check_label_key(adata, label_key)
     _check_k(cfg, adata.n_obs, "")
     monitor = _monitor or Monitor(callbacks, stop_token)

@@ -259,6 +259,7 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
 
     t0 = time.perf_counter()
     cfg = _config_from_args(args)
+    api.check_processes(cfg)  # before --out is made: a refused run leaves nothing behind
     if ranks.active:
         cfg = dataclasses.replace(cfg, device=distributed.local_device(ranks, cfg.device))
         args.quiet = args.quiet or not ranks.is_main

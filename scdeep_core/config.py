@@ -315,8 +315,8 @@ MODEL_SEED_STEP = 3
 # for about 3x the time (BENCHMARKS.md 17b).
 PRESETS: dict[str, dict[str, Any]] = {"fast": {"n_models": 1}, "thorough": {"n_models": 3}}
 PRESET_HELP = {
-    "fast": "one model: the default, within the time budget",
-    "thorough": "a consensus of three models: about 3x the time, more accurate and repeatable with a given k",
+    "fast": "one model (the default; within the time budget)",
+    "thorough": "a consensus of three models (about 3x the time; more accurate and repeatable with a given k)",
 }
 
 

@@ -358,6 +358,9 @@ def test_the_train_form_is_made_from_the_config_fields():
     at.switch_page("pages/train.py").run()
     own_widgets = {"n_clusters", "resolution", "hidden_dims", "pretrain_epochs", "constraints", "batch_key"}
     own_widgets |= {"shuffle_block"}  # out of core only: not on the page, which trains in memory
+    own_widgets |= {"n_models"}  # the preset's radio
+    presets = at.radio(key="preset")
+    assert presets.value == "fast" and [o.split(":")[0] for o in presets.options] == ["Fast", "Thorough"]
     for method in ("desc", "scdcc"):
         at.radio(key="method").set_value(method).run()
         assert not at.exception
