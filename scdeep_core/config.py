@@ -176,8 +176,8 @@ class BaseConfig:
         1,
         "Models in a consensus: each pretrains from its own seed (model_seeds), all start from one clustering of "
         "their embeddings side by side, and the labels are the argmax of their mean soft assignment. 1 is the "
-        "'fast' preset; 3 the 'thorough' one: about 3x the time, more accurate and more repeatable with a given k "
-        "(BENCHMARKS.md 17b).",
+        "'fast' preset; 3 the 'thorough' one: about 3x the time, more repeatable, and more accurate with DESC and a "
+        "given k (BENCHMARKS.md 18).",
         (1, 9),
         label="models in the consensus",
     )
@@ -310,13 +310,15 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {"desc": DESCConfig, "scdcc": SCDC
 
 MODEL_SEED_STEP = 3
 # The accuracy/time trade-off offered to the user (issue 8): settings a preset changes from the defaults.
-# "thorough" is a consensus of three models: with the true k it gained on every dev set's mean ARI
-# (0.638 -> 0.654 over five sets x 3 seeds, DESC) and raised the seed-to-seed agreement everywhere,
-# for about 3x the time (BENCHMARKS.md 17b).
+# "thorough" is a consensus of three models, for about 3x the time. Over five dev sets x 3 seeds it
+# raised the seed-to-seed agreement on every set for both methods; with the true k, DESC's ARI rose
+# on every set (mean 0.637 -> 0.654), scDCC's stayed level (0.635 both); without k it is level
+# (BENCHMARKS.md 17b, 17d, 18, 18b).
 PRESETS: dict[str, dict[str, Any]] = {"fast": {"n_models": 1}, "thorough": {"n_models": 3}}
 PRESET_HELP = {
     "fast": "one model (the default; within the time budget)",
-    "thorough": "a consensus of three models (about 3x the time; more accurate and repeatable with a given k)",
+    "thorough": "a consensus of three models (about 3x the time; more repeatable, and more accurate with DESC "
+    "and a given k)",
 }
 
 
