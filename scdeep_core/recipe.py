@@ -323,7 +323,8 @@ def _initialise(
     With a consensus the clusters are found on the models' embeddings side by side
     (:meth:`Pretrained.start_space`), so every model's stage starts from the same cells' clusters;
     an automatic k is chosen on the first model alone, whose Leiden clusters start them
-    (choosing it on the side-by-side embeddings lost on pbmc and paul15, BENCHMARKS.md 17c).
+    (choosing it on the side-by-side embeddings gained on bladder alone and lost on pbmc and paul15,
+    BENCHMARKS.md 17c and 17d).
     """
     selection = None
     if cfg.n_clusters == "auto":
