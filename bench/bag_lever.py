@@ -73,7 +73,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
     from scdeep_core.recipe import unit_variance
 
     from .common import DATASETS, SHARED
-    from .levers import print_summary, save_rows
+    from .levers import fixed_start, print_summary, save_rows
 
     warnings.filterwarnings("ignore")
     engine_start = recipe.initial_clusters
@@ -91,7 +91,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
             default = api.recluster(adata, models[0], copy=True)
 
             def stages_from(start, _models=models, _adata=adata):
-                recipe.initial_clusters = lambda *args, **kwargs: start
+                recipe.initial_clusters = fixed_start(start)
                 try:
                     return [api.recluster(_adata, m, copy=True) for m in _models]
                 finally:

@@ -58,7 +58,7 @@ def main(method: str = "desc") -> None:
     from scdeep_core.graph import fuzzy_connectivities, knn
 
     from .common import DATASETS, SHARED
-    from .levers import print_summary, save_rows
+    from .levers import fixed_start, print_summary, save_rows
 
     warnings.filterwarnings("ignore")
     engine_start = recipe.initial_clusters
@@ -75,7 +75,7 @@ def main(method: str = "desc") -> None:
             for t in THRESHOLDS:
                 starts[f"linked > {t}"] = merge_linked(finest, connectivities, t)
             for variant, start in starts.items():
-                recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
+                recipe.initial_clusters = fixed_start(start)
                 try:
                     res = api.recluster(adata, pre, copy=True)
                 finally:

@@ -18,6 +18,24 @@ import anndata as ad
 import pandas as pd
 
 
+def given_start(make: Callable[..., Any]) -> Callable[..., Any]:
+    """A replacement for ``recipe.initial_clusters`` from a function that gives bare labels."""
+    import numpy as np
+
+    from scdeep_core.starts import StartChoice
+
+    def initial_clusters(*args: Any, **kwargs: Any) -> StartChoice:
+        labels = make(*args, **kwargs)
+        return labels if isinstance(labels, StartChoice) else StartChoice("lever", np.asarray(labels))
+
+    return initial_clusters
+
+
+def fixed_start(labels: Any) -> Callable[..., Any]:
+    """A replacement for ``recipe.initial_clusters`` that always starts from ``labels``."""
+    return given_start(lambda *args, **kwargs: labels)
+
+
 def stage_from_same_weights(
     method: str,
     module: ModuleType,
@@ -35,7 +53,7 @@ def stage_from_same_weights(
         The engine function a variant replaces while its stage runs (restored after).
     variants
         ``variants(adata, pretrained, seed)`` gives ``{label: replacement}``: ``None`` keeps the
-        engine's own function; a callable replaces ``module.attribute``; a dict
+        engine's own function (today's default); a callable replaces ``module.attribute``; a dict
         ``{(module, attribute): callable}`` replaces several functions at once (levers combined).
     seeds
         Seeds of the pretrainings.
@@ -64,6 +82,8 @@ def stage_from_same_weights(
                 patches = replacement if isinstance(replacement, dict) else {(module, attribute): replacement}
                 originals = {where: getattr(*where) for where in patches}
                 for (mod, name_), function in patches.items():
+                    if function is not None and name_ == "initial_clusters":
+                        function = given_start(function)  # the variants give bare labels
                     setattr(mod, name_, function or originals[mod, name_])
                 try:
                     t0 = time.perf_counter()

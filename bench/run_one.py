@@ -13,30 +13,11 @@ import time
 import numpy as np
 
 
-def leiden_with_k(pcs: np.ndarray, k: int, seed: int, n_neighbors: int = 15, steps: int = 30) -> np.ndarray:
-    """Leiden on the kNN graph with the resolution bisected until it gives ``k`` clusters
-    (the closest count when none gives exactly ``k``): what a scanpy user does when k is known."""
-    from scdeep_core.graph import fuzzy_connectivities, knn, leiden, to_igraph
-
-    graph = to_igraph(fuzzy_connectivities(*knn(pcs, n_neighbors)))
-    lo, hi, best = 0.0, 5.0, None
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        labels = leiden(graph, resolution=mid, seed=seed)
-        found = int(labels.max()) + 1
-        if best is None or abs(found - k) < abs(int(best.max()) + 1 - k):
-            best = labels
-        if found == k:
-            break
-        lo, hi = (mid, hi) if found < k else (lo, mid)
-    return best
-
-
 def baseline(adata, label_key: str, k: int, variant: str, seed: int) -> dict:
     from sklearn.cluster import KMeans
 
     from scdeep_core import metrics
-    from scdeep_core.graph import leiden_on_embedding
+    from scdeep_core.graph import leiden_on_embedding, leiden_with_k
     from scdeep_core.standard import standard_pca
 
     pcs = standard_pca(adata, seed=seed)  # the app's "standard pipeline" comparison uses the same path

@@ -9,7 +9,8 @@ it in a different place on each subsample; one that follows real types does not.
 
 Each seed pretrains once. Both starts are made on ``z``, and each is scored by its stability: the
 cells are subsampled 4 times (80 %), the same method with the same k clusters each subsample, and
-the ARI with the full partition on those cells is averaged. The stage then runs from each start;
+the ARI with the full partition on those cells is averaged (:func:`scdeep_core.starts.choose_start`,
+which this lever's first version, commit ``11a0745``, copied). The stage then runs from each start;
 ``more stable`` takes the stage of the start with the higher stability.
 
 Prints start and end ARI per variant, the stabilities, which start was chosen per seed, and the
@@ -20,37 +21,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-N_SUBSAMPLES = 4
-FRACTION = 0.8
-
-
-def kmeans_start(z: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The engine's start with a given k: KMeans, 20 starts."""
-    from sklearn.cluster import KMeans
-
-    return KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(z)
-
-
-def leiden_start(z: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Leiden on z's kNN graph, resolution bisected to give k clusters (the leiden_k baseline's rule)."""
-    from .run_one import leiden_with_k
-
-    return leiden_with_k(z, k, seed)
-
-
-def stability(method, z: np.ndarray, k: int, seed: int, full: np.ndarray) -> float:
-    """Mean ARI between ``full`` and ``method`` re-run on 80 % subsamples (same k)."""
-    from sklearn.metrics import adjusted_rand_score
-
-    rng = np.random.default_rng(seed)
-    scores = []
-    for b in range(N_SUBSAMPLES):
-        rows = np.sort(rng.choice(len(z), size=int(FRACTION * len(z)), replace=False))
-        scores.append(adjusted_rand_score(full[rows], method(z[rows], k, seed + b + 1)))
-    return float(np.mean(scores))
-
 
 def main(method: str = "desc") -> None:
     import warnings
@@ -60,9 +30,10 @@ def main(method: str = "desc") -> None:
 
     from scdeep_core import api, metrics, recipe
     from scdeep_core.config import config_for
+    from scdeep_core.starts import choose_start
 
     from .common import DATASETS, SHARED
-    from .levers import print_summary, save_rows
+    from .levers import fixed_start, print_summary, save_rows
 
     warnings.filterwarnings("ignore")
     engine_start = recipe.initial_clusters
@@ -72,17 +43,17 @@ def main(method: str = "desc") -> None:
         for seed in range(3):
             pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
             truth = adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
+            choice = choose_start(pre.z, k, method="auto", seed=seed, n_neighbors=pre.cfg.n_neighbors)
             runs = {}
-            for variant, make in {"KMeans": kmeans_start, "Leiden": leiden_start}.items():
-                start = make(pre.z, k, seed)
-                score = stability(make, pre.z, k, seed, start)
-                recipe.initial_clusters = lambda *args, _start=start, **kwargs: _start
+            for variant, how in {"KMeans": "kmeans", "Leiden": "leiden"}.items():
+                start = choose_start(pre.z, k, method=how, seed=seed, n_neighbors=pre.cfg.n_neighbors).labels
+                recipe.initial_clusters = fixed_start(start)
                 try:
                     res = api.recluster(adata, pre, copy=True)
                 finally:
                     recipe.initial_clusters = engine_start
-                runs[variant] = (start, score, res.labels)
-            chosen = max(runs, key=lambda v: runs[v][1])
+                runs[variant] = (start, choice.stability.get(how), res.labels)
+            chosen = {"kmeans": "KMeans", "leiden": "Leiden"}[choice.method]
             runs["more stable"] = runs[chosen]
             for variant, (start, score, end) in runs.items():
                 labels[name, variant, seed] = end

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import end_page, k_selection_of, k_selection_panel, require_app, session_figure
-from scdeep_core import figures, metrics
+from scdeep_core import figures, metrics, starts
 from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
 from scdeep_core.colours import colour_map
 from scdeep_core.errors import InputError
@@ -46,6 +46,8 @@ if result.consensus is not None:
         f"Thorough preset: a consensus of {result.consensus['n_models']} models. The map is drawn from the first "
         "model's embedding; the clusters and their confidence come from the models' mean soft assignment."
     )
+if result.start is not None:
+    st.caption(starts.describe(result.start))
 if result.stage == "done" and not result.converged:
     st.warning(f"This run {result.convergence()}: its labels may still have been moving.", icon=":material/warning:")
 if k_selection_of(result) is not None:

@@ -81,6 +81,9 @@ FORM = [s for s in settings([cls]) if s.name not in SET_ELSEWHERE]
 def setting_widget(setting: Setting, col) -> None:
     """The input of one setting; plain words first, the config's own name (API, CLI, saved config) in brackets."""
     label, key, value = f"{setting.label} ({setting.name})", f"hp_{method}_{setting.name}", setting.defaults[method]
+    if setting.choices:
+        col.selectbox(label, setting.choices, index=setting.choices.index(value), help=setting.help, key=key)
+        return
     if setting.kind is str:
         col.text_input(label, value, help=setting.help, key=key)
         return
@@ -122,7 +125,10 @@ K_MODES = {
 K_HELP = (
     "**Choose k for me**: after pretraining, the embedding is clustered with Leiden at 12 resolutions; each is re-run "
     "on 80 % subsamples and the finest clustering that stays reproducible is kept. The chart of that scan appears "
-    "with the result, and you can re-cluster with another k without pretraining again."
+    "with the result, and you can re-cluster with another k without pretraining again.\n\n"
+    "**I know the number of clusters**: after pretraining, KMeans and Leiden (its resolution set to give k) both "
+    "cluster the embedding, each is re-run on 80 % subsamples, and the one they reproduce better starts the "
+    'clustering stage ("initial clusters with a given k" under Advanced settings).'
 )
 c1, c2 = st.columns(2)
 k_mode = c1.radio("Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP)

@@ -321,6 +321,7 @@ def recluster(
         init_scores=out.init_scores,
         batch_scores=_batch_mixing(pretrained, out.z, out.labels),
         consensus=out.consensus,
+        start=out.start,
     )
     result.versions["device"] = out.device  # where it trained: part of what reproduces it
     if pairs is not None:

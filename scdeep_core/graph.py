@@ -84,3 +84,23 @@ def leiden_on_embedding(z: np.ndarray, resolution: float = 1.0, n_neighbors: int
     """Leiden clusters of an embedding's kNN graph."""
     idx, dist = knn(z, n_neighbors)
     return leiden(fuzzy_connectivities(idx, dist), resolution=resolution, seed=seed)
+
+
+def leiden_with_k(z: np.ndarray, k: int, seed: int = 0, n_neighbors: int = 15, steps: int = 30) -> np.ndarray:
+    """Leiden on the kNN graph of ``z``, the resolution bisected until it gives ``k`` clusters.
+
+    What a scanpy user does when k is known. When no resolution gives exactly ``k`` within
+    ``steps`` bisections, the clustering with the closest count is returned (check its size).
+    """
+    graph = to_igraph(fuzzy_connectivities(*knn(z, n_neighbors)))
+    lo, hi, best = 0.0, 5.0, None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        labels = leiden(graph, resolution=mid, seed=seed)
+        found = int(labels.max()) + 1
+        if best is None or abs(found - k) < abs(int(best.max()) + 1 - k):
+            best = labels
+        if found == k:
+            break
+        lo, hi = (mid, hi) if found < k else (lo, mid)
+    return best

@@ -29,6 +29,8 @@ import numpy as np
 # see BENCHMARKS.md, section 8. They are only used until a phase has started.
 KMEANS_INIT_S_PER_CELL = 1.5e-4
 AUTO_K_S_PER_CELL = 6e-4
+# KMeans and Leiden with a given k, each re-run on 4 subsamples (scdeep_core.starts; BENCHMARKS.md 19)
+START_CHOICE_S_PER_CELL = 5e-4
 UMAP_S_PER_CELL = 8.5e-4
 UMAP_FIXED_S = 0.5
 # A clustering epoch costs about this many pretraining epochs (the assignment of all cells and,
@@ -69,6 +71,9 @@ class RunPlan:
         The clustering stage's stopping rule.
     auto_k
         Whether k is chosen automatically during initialisation.
+    start_choice
+        Whether KMeans and Leiden are compared to start the clustering stage (a given k with
+        ``init_method="auto"``).
     stages
         Clustering stages run one after the other from the same pretraining (one per
         resolution in :func:`~scdeep_core.api.fit_resolutions`, times the models of a consensus).
@@ -86,6 +91,7 @@ class RunPlan:
     min_cluster_epochs: int = 5
     tol: float = 1e-3
     auto_k: bool = False
+    start_choice: bool = False
     stages: int = 1
     models: int = 1
 
@@ -95,9 +101,12 @@ def umap_seconds(n_cells: int) -> float:
     return UMAP_FIXED_S + UMAP_S_PER_CELL * n_cells
 
 
-def init_seconds(n_cells: int, auto_k: bool) -> float:
-    """Expected seconds to initialise the clusters (KMeans, or the automatic choice of k)."""
-    return (AUTO_K_S_PER_CELL if auto_k else KMEANS_INIT_S_PER_CELL) * n_cells
+def init_seconds(n_cells: int, auto_k: bool, start_choice: bool = False) -> float:
+    """Expected seconds to initialise the clusters: KMeans, the automatic choice of k, or the
+    choice between KMeans and Leiden with a given k."""
+    if auto_k:
+        return AUTO_K_S_PER_CELL * n_cells
+    return (START_CHOICE_S_PER_CELL if start_choice else KMEANS_INIT_S_PER_CELL) * n_cells
 
 
 def phase_remaining(expected_s: float, spent_s: float) -> float:
@@ -210,7 +219,7 @@ class TimeLeft:
             per = self._pretrain_epoch_s()
             return 0.0 if self.pretrain_left == 0 else (None if per is None else per * self.pretrain_left)
         if name == "init":
-            return init_seconds(plan.n_cells, plan.auto_k)
+            return init_seconds(plan.n_cells, plan.auto_k, plan.start_choice)
         if name == "cluster":
             per = self._cluster_epoch_s()
             if per is None:

@@ -31,6 +31,7 @@ from .methods import hooks_for
 from .metrics import ari
 from .pp import PreparedData
 from .progress import RunPlan
+from .starts import StartChoice, choose_start
 from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
 from .train import pretrain as train_autoencoder
 
@@ -102,6 +103,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     consensus: dict | None = None  # a consensus of several models: see _consensus_info
+    start: dict | None = None  # how the initial clusters with a given k were chosen: StartChoice.to_dict
 
 
 def unit_variance(z: np.ndarray) -> np.ndarray:
@@ -122,6 +124,7 @@ def run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 
         min_cluster_epochs=cfg.min_cluster_epochs,
         tol=cfg.tol,
         auto_k=cfg.n_clusters == "auto",
+        start_choice=isinstance(cfg.n_clusters, int) and cfg.init_method == "auto",
         stages=stages * cfg.n_models,
         models=cfg.n_models,
     )
@@ -286,27 +289,30 @@ def initial_clusters(
     cfg: BaseConfig,
     k_selection: KSelection | None = None,
     groups: list[np.ndarray] | None = None,
-) -> np.ndarray:
+) -> StartChoice:
     """Cluster the pretrained embedding to initialise the centroids.
 
-    A given k: KMeans (20 starts). ``"auto"``: the Leiden clustering chosen by
-    :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``). ``None``:
-    Leiden at ``cfg.resolution``. With ``groups`` (cells the user says are one type), k-means
-    anchored on the groups' means (:func:`seeded_kmeans`): with the given k when there are no
-    more groups than that, with the chosen k or the number of groups, the larger, for ``"auto"``.
+    A given k: KMeans or Leiden with its resolution set to give k, whichever the data reproduces
+    better (``cfg.init_method``, :func:`~scdeep_core.starts.choose_start`). ``"auto"``: the Leiden
+    clustering chosen by :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``).
+    ``None``: Leiden at ``cfg.resolution``. With ``groups`` (cells the user says are one type),
+    k-means anchored on the groups' means (:func:`seeded_kmeans`): with the given k when there are
+    no more groups than that, with the chosen k or the number of groups, the larger, for ``"auto"``.
     """
     if groups and cfg.n_clusters == "auto" and k_selection is not None:
         # The user's word beats the estimate: as many clusters as marked types at least.
-        return seeded_kmeans(z, max(k_selection.n_clusters, len(groups)), groups, cfg.seed)
+        k = max(k_selection.n_clusters, len(groups))
+        return StartChoice("anchored", seeded_kmeans(z, k, groups, cfg.seed))
     if isinstance(cfg.n_clusters, int):
         if groups and len(groups) <= cfg.n_clusters:
-            return seeded_kmeans(z, cfg.n_clusters, groups, cfg.seed)
-        return KMeans(n_clusters=cfg.n_clusters, n_init=20, random_state=cfg.seed).fit_predict(z)
+            return StartChoice("anchored", seeded_kmeans(z, cfg.n_clusters, groups, cfg.seed))
+        return choose_start(z, cfg.n_clusters, method=cfg.init_method, seed=cfg.seed, n_neighbors=cfg.n_neighbors)
     if cfg.n_clusters == "auto":
         if k_selection is None:
             k_selection = choose_k(z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
-        return k_selection.chosen_labels
-    return leiden_on_embedding(z, resolution=cfg.resolution, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        return StartChoice("leiden", k_selection.chosen_labels)
+    labels = leiden_on_embedding(z, resolution=cfg.resolution, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+    return StartChoice("leiden", labels)
 
 
 def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -317,7 +323,7 @@ def centroids_of(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _initialise(
     pre: Pretrained, cfg: BaseConfig, monitor: Monitor, groups: list[np.ndarray] | None = None
-) -> tuple[np.ndarray, KSelection | None]:
+) -> tuple[StartChoice, KSelection | None]:
     """Initial clusters of the pretrained embedding (choosing k first when asked to).
 
     With a consensus the clusters are found on the models' embeddings side by side
@@ -335,6 +341,15 @@ def _initialise(
             pre.select_k()
             if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
             else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
+        )
+    elif isinstance(cfg.n_clusters, int) and not groups and cfg.init_method == "auto":
+        monitor.emit(
+            TrainingEvent(
+                "init",
+                0,
+                cfg.max_cluster_epochs,
+                message="Initial clusters: KMeans or Leiden, whichever 80 % subsamples reproduce better...",
+            )
         )
     return initial_clusters(pre.start_space(), cfg, selection, groups), selection
 
@@ -400,11 +415,16 @@ def cluster(
     """
     t0 = time.perf_counter()
     groups = groups or []
-    init_labels, selection = _initialise(pre, cfg, monitor, groups)
-    init_labels = current_ranks().broadcast_array(init_labels)  # several processes start from rank 0's clusters
+    start, selection = _initialise(pre, cfg, monitor, groups)
+    init_labels = current_ranks().broadcast_array(start.labels)  # several processes start from rank 0's clusters
     scores = monitor.score(init_labels)
     n_init = int(init_labels.max()) + 1
-    msg = selection.summary() if selection is not None else f"Initialised {n_init} clusters."
+    compared = isinstance(cfg.n_clusters, int) and start.method != "anchored"
+    msg = f"Initialised {n_init} clusters."
+    if selection is not None:
+        msg = selection.summary()
+    elif compared:
+        msg = start.summary()
     monitor.emit(
         TrainingEvent(
             "init",
@@ -420,6 +440,8 @@ def cluster(
     notes = []
     if selection is not None:
         note(notes, f"Automatic choice: {selection.summary()}")
+    if compared:
+        note(notes, start.summary())
     if groups:
         note(notes, _anchoring_note(len(groups), cfg, selection, n_init))
     if n_init < 2:
@@ -470,6 +492,7 @@ def cluster(
         delta_label=max(deltas) if deltas else None,
         selection=selection,
         init_scores=scores,
+        start=start.to_dict() if compared else None,
         notes=notes,
         timings={"init_s": t_init - t0, "cluster_s": t_end - t_init},
         device=first.device,

@@ -73,6 +73,8 @@ class ClusteringResult:
     constraints: dict[str, Any] | None = None
     # A consensus of several models (n_models > 1): n_models, seeds, agreement, cluster_epochs, converged
     consensus: dict[str, Any] | None = None
+    # How the initial clusters with a given k were made: method, stability per candidate, reason
+    start: dict[str, Any] | None = None
     pretrained: Any = field(default=None, repr=False, compare=False)  # api.Pretrained, kept in memory only
     adata: Any = field(default=None, repr=False, compare=False)  # the annotated copy when fit(..., copy=True)
 
@@ -181,6 +183,12 @@ def write_to_adata(adata: ad.AnnData, result: ClusteringResult) -> None:
             "cluster_epochs": np.asarray(result.consensus["cluster_epochs"], dtype=np.int64),
             "converged": np.asarray(result.consensus["converged"], dtype=bool),
         }
+    if result.start is not None:
+        adata.uns[key]["start"] = {k: result.start[k] for k in ("method", "k", "reason")} | (
+            {"stability": {m: float(v) for m, v in result.start["stability"].items()}}
+            if result.start["stability"]
+            else {}
+        )
     if result.constraints is not None:
         adata.uns[key]["constraints"] = {
             "pairs": result.constraints["pairs"],
@@ -263,7 +271,20 @@ def result_from_adata(adata: ad.AnnData, key: str) -> ClusteringResult:
         batch_scores=dict(info.get("batch_scores", {})),
         constraints=_constraints_from_uns(info.get("constraints")),
         consensus=_consensus_from_uns(info.get("consensus")),
+        start=_start_from_uns(info.get("start")),
     )
+
+
+def _start_from_uns(stored: dict | None) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    stability = {str(m): float(v) for m, v in dict(stored.get("stability", {})).items()}
+    return {
+        "method": str(stored["method"]),
+        "k": int(stored["k"]),
+        "stability": stability,
+        "reason": str(stored.get("reason", "")),
+    }
 
 
 def _consensus_from_uns(stored: dict | None) -> dict[str, Any] | None:
@@ -338,6 +359,8 @@ def save_run(adata: ad.AnnData, result: ClusteringResult, folder: str | Path) ->
         }
     if result.consensus is not None:
         meta["consensus"] = result.consensus
+    if result.start is not None:
+        meta["start"] = result.start
     if result.constraints is not None:
         paths["constraints"] = folder / "constraints.csv"
         result.constraints["pairs"].to_csv(paths["constraints"], index=False)

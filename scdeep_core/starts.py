@@ -1,0 +1,158 @@
+"""The initial clusters with a given k: KMeans or Leiden, whichever the data reproduces better.
+
+DEC's clustering stage keeps much of the start it is given (BENCHMARKS.md 7, 15), and the two usual
+starts fail on different data. KMeans favours clusters of even spread, so it cuts a large
+homogeneous type into pieces (cbmc's two largest types); Leiden with its resolution set to give k
+follows the kNN graph, and can cut a large type along a weak seam while merging two small ones
+(pbmc's largest). None of silhouette, modularity, Calinski-Harabasz, Davies-Bouldin, the final KL
+or the mean confidence told the two apart on every dev set (§7).
+
+Reproducibility does (§19): a partition that cuts a homogeneous group cuts it in a different place
+on each subsample, and one that follows real groups does not. Each candidate is re-run with the same
+k on ``n_subsamples`` random 80 % subsets of the cells (the same idea as the automatic k's scan,
+:mod:`scdeep_core.kselect`), and the one whose subsample partitions agree more with it (mean ARI)
+starts the stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from .config import INIT_METHODS
+from .graph import leiden_with_k
+
+NAMES = {"kmeans": "KMeans", "leiden": "Leiden", "anchored": "KMeans anchored on the groups marked as one type"}
+
+
+@dataclass
+class StartChoice:
+    """The initial clusters and how they were chosen.
+
+    Attributes
+    ----------
+    method
+        ``"kmeans"`` or ``"leiden"``: what made ``labels``.
+    labels
+        Initial cluster of each cell, ``0..k-1``.
+    stability
+        Each compared candidate's reproducibility (mean ARI with its re-runs on subsamples). Empty
+        when one method was asked for.
+    reason
+        One sentence for the user when the comparison could not be made (e.g. no Leiden resolution
+        gives exactly k).
+    """
+
+    method: str
+    labels: np.ndarray
+    stability: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+    def summary(self) -> str:
+        """One line: what started the clustering stage, and why."""
+        return describe(self.to_dict())
+
+    def to_dict(self) -> dict:
+        """JSON/h5ad-friendly form (without the labels): ``method``, ``k``, ``stability``, ``reason``."""
+        k = int(self.labels.max()) + 1
+        return {"method": self.method, "k": k, "stability": dict(self.stability), "reason": self.reason}
+
+
+def describe(info: dict) -> str:
+    """The sentence for a stored :meth:`StartChoice.to_dict` (a result's ``start``)."""
+    text = f"Initial clusters: {NAMES.get(info['method'], info['method'])} with k = {info['k']}"
+    if len(info["stability"]) > 1:
+        scores = ", ".join(f"{NAMES[m]} {s:.2f}" for m, s in info["stability"].items())
+        text += f", the more reproducible on 80 % subsamples (mean ARI with its re-runs: {scores})"
+    return text + (f". {info['reason']}" if info["reason"] else ".")
+
+
+def kmeans_clusters(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """KMeans with 20 starts, DEC's classic initialisation."""
+    return KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
+
+
+def reproducibility(
+    make: Callable[[np.ndarray, int, int], np.ndarray],
+    x: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    n_subsamples: int = 4,
+    fraction: float = 0.8,
+) -> float:
+    """Mean ARI between ``labels`` and ``make`` re-run with the same k on random subsets of the cells.
+
+    Parameters
+    ----------
+    make
+        ``make(x, k, seed)`` gives a partition of the rows of ``x`` into k clusters.
+    x
+        Where the cells are clustered, ``(n_cells, dims)``.
+    labels
+        ``make``'s partition of all cells.
+    seed
+        Seeds the subsets and each re-run (``seed + 1``, ``seed + 2``, ...).
+    n_subsamples, fraction
+        How many subsets, each holding this fraction of the cells.
+    """
+    rng = np.random.default_rng(seed)
+    k = int(labels.max()) + 1
+    scores = []
+    for b in range(n_subsamples):
+        rows = np.sort(rng.choice(len(x), size=max(int(fraction * len(x)), k + 1), replace=False))
+        scores.append(adjusted_rand_score(labels[rows], make(x[rows], k, seed + b + 1)))
+    return float(np.mean(scores))
+
+
+def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, n_neighbors: int = 15) -> StartChoice:
+    """The initial clusters of ``x`` with ``k`` clusters (module docstring).
+
+    Parameters
+    ----------
+    x
+        The pretrained embedding, or several side by side (a consensus).
+    k
+        Number of clusters.
+    method
+        ``"auto"``: KMeans and Leiden, the more reproducible; ``"kmeans"`` or ``"leiden"``: that one.
+    seed
+        Seeds KMeans, Leiden and the subsets.
+    n_neighbors
+        Neighbours of Leiden's kNN graph.
+
+    Returns
+    -------
+    StartChoice
+    """
+    if method not in INIT_METHODS:
+        raise ValueError(f"method must be one of {INIT_METHODS}, got {method!r}.")
+
+    def leiden(data: np.ndarray, n_clusters: int, s: int) -> np.ndarray:
+        return leiden_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors)
+
+    makers = {"kmeans": kmeans_clusters, "leiden": leiden}
+    if method != "auto":
+        labels = makers[method](x, k, seed)
+        if method == "leiden" and int(labels.max()) + 1 != k:
+            return StartChoice(
+                "kmeans",
+                kmeans_clusters(x, k, seed),
+                reason=f"No Leiden resolution gives exactly {k} clusters here, so KMeans made them.",
+            )
+        return StartChoice(method, labels)
+    candidates = {"kmeans": kmeans_clusters(x, k, seed)}
+    by_leiden = leiden(x, k, seed)
+    if int(by_leiden.max()) + 1 != k:
+        return StartChoice(
+            "kmeans",
+            candidates["kmeans"],
+            reason=f"No Leiden resolution gives exactly {k} clusters here, so only KMeans was tried.",
+        )
+    candidates["leiden"] = by_leiden
+    stability = {m: reproducibility(makers[m], x, labels, seed) for m, labels in candidates.items()}
+    best = max(stability, key=lambda m: stability[m])  # ties keep KMeans, the first
+    return StartChoice(best, candidates[best], stability)
