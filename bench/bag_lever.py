@@ -62,24 +62,17 @@ def main(method: str = "desc") -> None:
 
 
 def consensus(method: str = "desc", auto: bool = False) -> None:
-    import warnings
-
-    import anndata as ad
     import pandas as pd
 
-    from scdeep_core import api, metrics, recipe
+    from scdeep_core import api, metrics
     from scdeep_core.config import config_for
     from scdeep_core.kselect import choose_k
     from scdeep_core.recipe import unit_variance
 
-    from .common import DATASETS, SHARED
-    from .levers import fixed_start, print_summary, save_rows
+    from .levers import dev_sets, print_k_per_seed, print_summary, save_rows, stage_from
 
-    warnings.filterwarnings("ignore")
-    engine_start = recipe.initial_clusters
     rows, labels = [], {}
-    for name, (file, key, k) in DATASETS.items():
-        adata = ad.read_h5ad(SHARED / file)
+    for name, adata, key, k in dev_sets():
         for seed in range(3):
             models = [
                 api.pretrain(
@@ -91,11 +84,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
             default = api.recluster(adata, models[0], copy=True)
 
             def stages_from(start, _models=models, _adata=adata):
-                recipe.initial_clusters = fixed_start(start)
-                try:
-                    return [api.recluster(_adata, m, copy=True) for m in _models]
-                finally:
-                    recipe.initial_clusters = engine_start
+                return [stage_from(_adata, m, start) for m in _models]
 
             def vote(bagged):
                 return np.mean([b.q for b in bagged], axis=0).argmax(axis=1)
@@ -130,7 +119,7 @@ def consensus(method: str = "desc", auto: bool = False) -> None:
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
-    print(df.groupby(["variant", "dataset"])["k"].agg(lambda v: "/".join(map(str, v))).unstack(0).to_string())
+    print_k_per_seed(df)
     save_rows(df, f"bag_lever_consensus_{method}{'_auto' if auto else ''}")
 
 

@@ -48,23 +48,16 @@ def merge_linked(labels: np.ndarray, connectivities: sp.spmatrix, threshold: flo
 
 
 def main(method: str = "desc") -> None:
-    import warnings
-
-    import anndata as ad
     import pandas as pd
 
-    from scdeep_core import api, metrics, recipe
+    from scdeep_core import api, metrics
     from scdeep_core.config import config_for
     from scdeep_core.graph import fuzzy_connectivities, knn
 
-    from .common import DATASETS, SHARED
-    from .levers import fixed_start, print_summary, save_rows
+    from .levers import dev_sets, print_k_per_seed, print_summary, save_rows, stage_from
 
-    warnings.filterwarnings("ignore")
-    engine_start = recipe.initial_clusters
     rows, labels = [], {}
-    for name, (file, key, k) in DATASETS.items():
-        adata = ad.read_h5ad(SHARED / file)
+    for name, adata, key, k in dev_sets():
         for seed in range(3):
             pre = api.pretrain(adata, config_for(method, n_clusters="auto", seed=seed), label_key=key)
             truth = adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
@@ -75,11 +68,7 @@ def main(method: str = "desc") -> None:
             for t in THRESHOLDS:
                 starts[f"linked > {t}"] = merge_linked(finest, connectivities, t)
             for variant, start in starts.items():
-                recipe.initial_clusters = fixed_start(start)
-                try:
-                    res = api.recluster(adata, pre, copy=True)
-                finally:
-                    recipe.initial_clusters = engine_start
+                res = stage_from(adata, pre, start)
                 labels[name, variant, seed] = res.labels
                 rows.append(
                     {
@@ -95,7 +84,7 @@ def main(method: str = "desc") -> None:
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
-    print(df.groupby(["variant", "dataset"])["k"].agg(lambda v: "/".join(map(str, v))).unstack(0).to_string())
+    print_k_per_seed(df)
     save_rows(df, f"k_rule_lever_{method}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,6 +34,32 @@ def given_start(make: Callable[..., Any]) -> Callable[..., Any]:
 def fixed_start(labels: Any) -> Callable[..., Any]:
     """A replacement for ``recipe.initial_clusters`` that always starts from ``labels``."""
     return given_start(lambda *args, **kwargs: labels)
+
+
+def dev_sets() -> Iterator[tuple[str, ad.AnnData, str, int]]:
+    """Each dev set in turn: its name, the data, the label column and the number of labelled types."""
+    from .common import DATASETS, SHARED
+
+    warnings.filterwarnings("ignore")
+    for name, (file, key, k) in DATASETS.items():
+        yield name, ad.read_h5ad(SHARED / file), key, k
+
+
+def stage_from(adata: ad.AnnData, pre: Any, start: Any) -> Any:
+    """The clustering stage of ``pre`` started from the given labels (the engine's start restored after)."""
+    from scdeep_core import api, recipe
+
+    engine_start = recipe.initial_clusters
+    recipe.initial_clusters = fixed_start(start)
+    try:
+        return api.recluster(adata, pre, copy=True)
+    finally:
+        recipe.initial_clusters = engine_start
+
+
+def print_k_per_seed(df: pd.DataFrame) -> None:
+    """The number of clusters of each variant and dataset, seed by seed (``k`` column)."""
+    print(df.groupby(["variant", "dataset"])["k"].agg(lambda v: "/".join(map(str, v))).unstack(0).to_string())
 
 
 def stage_from_same_weights(

@@ -10,7 +10,9 @@ it in a different place on each subsample; one that follows real types does not.
 Each seed pretrains once. Both starts are made on ``z``, and each is scored by its stability: the
 cells are subsampled 4 times (80 %), the same method with the same k clusters each subsample, and
 the ARI with the full partition on those cells is averaged (:func:`scdeep_core.starts.choose_start`,
-which this lever's first version, commit ``11a0745``, copied). The stage then runs from each start;
+which this lever's first version, commit ``11a0745``, copied). Leiden's graph has the run's
+``n_neighbors``, as in the engine (DESC 10, scDCC 15); the first version used 15 for both
+(BENCHMARKS.md 19 and 19c). The stage then runs from each start;
 ``more stable`` takes the stage of the start with the higher stability.
 
 Prints start and end ARI per variant, the stabilities, which start was chosen per seed, and the
@@ -23,23 +25,16 @@ import sys
 
 
 def main(method: str = "desc") -> None:
-    import warnings
-
-    import anndata as ad
     import pandas as pd
 
-    from scdeep_core import api, metrics, recipe
+    from scdeep_core import api, metrics
     from scdeep_core.config import config_for
     from scdeep_core.starts import choose_start
 
-    from .common import DATASETS, SHARED
-    from .levers import fixed_start, print_summary, save_rows
+    from .levers import dev_sets, print_summary, save_rows, stage_from
 
-    warnings.filterwarnings("ignore")
-    engine_start = recipe.initial_clusters
     rows, labels = [], {}
-    for name, (file, key, k) in DATASETS.items():
-        adata = ad.read_h5ad(SHARED / file)
+    for name, adata, key, k in dev_sets():
         for seed in range(3):
             pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
             truth = adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
@@ -47,11 +42,7 @@ def main(method: str = "desc") -> None:
             runs = {}
             for variant, how in {"KMeans": "kmeans", "Leiden": "leiden"}.items():
                 start = choose_start(pre.z, k, method=how, seed=seed, n_neighbors=pre.cfg.n_neighbors).labels
-                recipe.initial_clusters = fixed_start(start)
-                try:
-                    res = api.recluster(adata, pre, copy=True)
-                finally:
-                    recipe.initial_clusters = engine_start
+                res = stage_from(adata, pre, start)
                 runs[variant] = (start, choice.stability.get(how), res.labels)
             chosen = {"kmeans": "KMeans", "leiden": "Leiden"}[choice.method]
             runs["more stable"] = runs[chosen]

@@ -312,10 +312,9 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
         if result.consensus is not None:
             info = result.consensus
             how += f" consensus of {info['n_models']} models (agreement {info['agreement']:.2f})"
-        if result.start is not None:
-            how += f" start={result.start['method']}"
+        start = f" start={result.start['method']}" if result.start is not None else ""  # KMeans or Leiden
         print(
-            f"{result.key}: k={result.n_clusters}{how} {scores} wall={time.perf_counter() - t0:.1f}s "
+            f"{result.key}: k={result.n_clusters}{how} {scores}{start} wall={time.perf_counter() - t0:.1f}s "
             f"{result.convergence()} "
             f"-> {', '.join(str(p) for p in paths.values())}"
         )

@@ -367,7 +367,8 @@ def test_the_train_form_is_made_from_the_config_fields():
         for s in settings([CONFIG_CLASSES[method]]):
             if s.name in own_widgets:
                 continue
-            widget = (at.text_input if s.kind is str else at.number_input)(key=f"hp_{method}_{s.name}")
+            kind = at.selectbox if s.choices else at.text_input if s.kind is str else at.number_input
+            widget = kind(key=f"hp_{method}_{s.name}")
             assert s.name in widget.label and s.help == widget.help, s.name
             if s.name != "n_top_genes":  # capped at the data's 765 genes
                 assert widget.value == s.defaults[method], s.name
@@ -383,6 +384,8 @@ def test_the_train_form_is_made_from_the_config_fields():
     # A setting changed in the form reaches the run's config.
     at.number_input(key="hp_desc_min_cluster_epochs").set_value(2).run()
     at.number_input(key="hp_desc_pre").set_value(3).run()
+    at.selectbox(key="hp_desc_init_method").set_value("kmeans").run()
     at.button(key="start").click().run()
     wait_for_run(at)
     assert at.session_state["runs"]["desc"].config["min_cluster_epochs"] == 2
+    assert at.session_state["runs"]["desc"].config["init_method"] == "kmeans"

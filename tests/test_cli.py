@@ -72,6 +72,7 @@ def test_fit_builtin_writes_outputs_and_summary(tmp_path):
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("desc: k=10 ARI=") and "wall=" in line and "result.h5ad" in line
+    assert " start=kmeans wall=" in line or " start=leiden wall=" in line  # which start the given k took
     a = ad.read_h5ad(tmp_path / "run" / "result.h5ad")
     assert "desc_cluster" in a.obs and "desc_q" in a.obsm
     assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "history.csv").exists()
