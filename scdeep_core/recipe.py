@@ -31,7 +31,7 @@ from .methods import hooks_for
 from .metrics import ari
 from .pp import PreparedData
 from .progress import RunPlan
-from .starts import StartChoice, choose_start
+from .starts import MAX_CELLS_COMPARED, StartChoice, choose_start
 from .train import MethodHooks, Monitor, SnapshotMaker, cluster_stage, embed
 from .train import pretrain as train_autoencoder
 
@@ -124,7 +124,7 @@ def run_plan(cfg: BaseConfig, n_cells: int, pretrain_epochs: int, stages: int = 
         min_cluster_epochs=cfg.min_cluster_epochs,
         tol=cfg.tol,
         auto_k=cfg.n_clusters == "auto",
-        start_choice=isinstance(cfg.n_clusters, int) and cfg.init_method == "auto",
+        start_choice=isinstance(cfg.n_clusters, int) and cfg.init_method == "auto" and n_cells <= MAX_CELLS_COMPARED,
         stages=stages * cfg.n_models,
         models=cfg.n_models,
     )
@@ -330,9 +330,11 @@ def _initialise(
     (:meth:`Pretrained.start_space`), so every model's stage starts from the same cells' clusters;
     an automatic k is chosen on the first model alone, whose Leiden clusters start them
     (choosing it on the side-by-side embeddings gained on bladder alone and lost on pbmc and paul15,
-    BENCHMARKS.md 17c and 17d).
+    BENCHMARKS.md 17c and 17d). With a given k, KMeans and Leiden are compared
+    (:func:`~scdeep_core.starts.choose_start`) unless the run was stopped, which takes KMeans at once.
     """
     selection = None
+    compare_starts = isinstance(cfg.n_clusters, int) and not groups and cfg.init_method == "auto"
     if cfg.n_clusters == "auto":
         monitor.emit(
             TrainingEvent("init", 0, cfg.max_cluster_epochs, message="Choosing k: Leiden stability over resolutions...")
@@ -342,7 +344,9 @@ def _initialise(
             if cfg.n_neighbors == pre.cfg.n_neighbors and cfg.seed == pre.cfg.seed
             else choose_k(pre.z, n_neighbors=cfg.n_neighbors, seed=cfg.seed)
         )
-    elif isinstance(cfg.n_clusters, int) and not groups and cfg.init_method == "auto":
+    elif compare_starts and monitor.stop_requested:
+        cfg = dataclasses.replace(cfg, init_method="kmeans")  # stopped: the labels now, without the comparison
+    elif compare_starts and pre.n_cells <= MAX_CELLS_COMPARED:
         monitor.emit(
             TrainingEvent(
                 "init",

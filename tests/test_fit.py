@@ -57,6 +57,7 @@ def test_stop_during_pretraining_returns_usable_result(small_sim):
     res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, **FAST), stop_token=token, callbacks=[stop_after_two])
     assert res.stage == "pretrain" and len(res.labels) == small_sim.n_obs and res.q.shape == (small_sim.n_obs, 3)
     assert (res.history["phase"] == "pretrain").sum() == 2
+    assert res.start == {"method": "kmeans", "k": 3, "stability": {}, "reason": ""}  # stopped: no comparison
 
 
 def test_stop_during_clustering_from_another_thread(small_sim):

@@ -52,6 +52,16 @@ def test_a_k_no_leiden_resolution_reaches_falls_back_to_kmeans_and_says_so():
     assert "No Leiden resolution" in describe(chosen.to_dict())
 
 
+def test_above_the_size_limit_auto_takes_kmeans_without_comparing_and_says_so(monkeypatch):
+    from scdeep_core import starts
+
+    x, _ = _one_wide_type_and_three_rare_ones()
+    monkeypatch.setattr(starts, "MAX_CELLS_COMPARED", 500)  # the data has 920 cells
+    chosen = choose_start(x, 4, seed=0)
+    assert chosen.method == "kmeans" and chosen.stability == {} and "more than 500 cells" in chosen.reason
+    assert choose_start(x, 4, method="leiden", seed=0).method == "leiden"  # asked for: still done
+
+
 def test_an_unknown_init_method_is_a_config_error_that_lists_the_choices():
     with pytest.raises(ConfigError, match="init_method must be one of auto, kmeans, leiden"):
         config_for("desc", n_clusters=4, init_method="spectral")
