@@ -168,7 +168,10 @@ with st.expander("Hyperparameters", expanded=False):
     for i, setting in enumerate([s for s in FORM if not s.advanced]):
         setting_widget(setting, (c3, c1, c2)[i % 3])
 with st.expander("Advanced settings", expanded=False):
-    st.caption("Rarely changed: how pretraining stops, the kNN graph, input clipping, where the run trains.")
+    st.caption(
+        "Rarely changed: how the initial clusters are made, how pretraining stops, the kNN graph, input clipping, "
+        "where the run trains."
+    )
     c1, c2, c3 = st.columns(3)
     for i, setting in enumerate([s for s in FORM if s.advanced]):
         setting_widget(setting, (c1, c2, c3)[i % 3])
