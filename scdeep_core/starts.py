@@ -138,6 +138,8 @@ def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, 
         return leiden_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors)
 
     makers = {"kmeans": kmeans_clusters, "leiden": leiden}
+    if method == "kmeans":
+        return StartChoice("kmeans", kmeans_clusters(x, k, seed))
     if method == "auto" and len(x) > MAX_CELLS_COMPARED:
         return StartChoice(
             "kmeans",
@@ -145,24 +147,16 @@ def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, 
             reason=f"With more than {MAX_CELLS_COMPARED:,} cells Leiden is not tried (its cost grows faster than "
             "KMeans's); init_method='leiden' asks for it.",
         )
-    if method != "auto":
-        labels = makers[method](x, k, seed)
-        if method == "leiden" and int(labels.max()) + 1 != k:
-            return StartChoice(
-                "kmeans",
-                kmeans_clusters(x, k, seed),
-                reason=f"No Leiden resolution gives exactly {k} clusters here, so KMeans made them.",
-            )
-        return StartChoice(method, labels)
-    candidates = {"kmeans": kmeans_clusters(x, k, seed)}
     by_leiden = leiden(x, k, seed)
     if int(by_leiden.max()) + 1 != k:
         return StartChoice(
             "kmeans",
-            candidates["kmeans"],
-            reason=f"No Leiden resolution gives exactly {k} clusters here, so only KMeans was tried.",
+            kmeans_clusters(x, k, seed),
+            reason=f"No Leiden resolution gives exactly {k} clusters here, so KMeans made them.",
         )
-    candidates["leiden"] = by_leiden
+    if method == "leiden":
+        return StartChoice("leiden", by_leiden)
+    candidates = {"kmeans": kmeans_clusters(x, k, seed), "leiden": by_leiden}
     stability = {m: reproducibility(makers[m], x, labels, seed) for m, labels in candidates.items()}
     best = max(stability, key=lambda m: stability[m])  # ties keep KMeans, the first
     return StartChoice(best, candidates[best], stability)
