@@ -408,7 +408,11 @@ def test_newcomer_path(server, tmp_path):
         page.get_by_role("button", name="Mark as a different type").click()
         expect(page.get_by_text(re.compile(r"[\d,]+ must-link and [1-9][\d,]* cannot-link pairs"))).to_be_visible()
         shot(page, "9_teach")
+        # A click sent while the last selection's rerun is still drawing can be lost (the full suite lost one):
+        # click once the page has settled, and leave only once this click's own rerun has ended.
+        settled(page)
         page.get_by_role("button", name="Re-cluster with these constraints").click()
+        settled(page)
         sidebar.get_by_role("link", name="Train").click()
         expect(sidebar.get_by_text(re.compile(r"Results:.*scdcc_2"))).to_be_visible(timeout=300_000)
         sidebar.get_by_role("link", name="Explore").click()
