@@ -126,8 +126,9 @@ K_HELP = (
     "**Choose k for me**: after pretraining, the embedding is clustered with Leiden at 12 resolutions; each is re-run "
     "on 80 % subsamples and the finest clustering that stays reproducible is kept. The chart of that scan appears "
     "with the result, and you can re-cluster with another k without pretraining again.\n\n"
-    "**I know the number of clusters**: after pretraining, KMeans and Leiden (its resolution set to give k) both "
-    "cluster the embedding, each is re-run on 80 % subsamples, and the one they reproduce better starts the "
+    "**I know the number of clusters**: after pretraining, KMeans, Leiden (its resolution set to give k) and "
+    "spectral clustering each cluster the embedding, each is re-run on 80 % subsamples, and the one they reproduce "
+    "best starts the "
     'clustering stage ("initial clusters with a given k" under Advanced settings).'
 )
 c1, c2 = st.columns(2)

@@ -312,7 +312,7 @@ def _run_fit(args: argparse.Namespace, ranks) -> int:
         if result.consensus is not None:
             info = result.consensus
             how += f" consensus of {info['n_models']} models (agreement {info['agreement']:.2f})"
-        start = f" start={result.start['method']}" if result.start is not None else ""  # KMeans or Leiden
+        start = f" start={result.start['method']}" if result.start is not None else ""  # what made the start
         print(
             f"{result.key}: k={result.n_clusters}{how} {scores}{start} wall={time.perf_counter() - t0:.1f}s "
             f"{result.convergence()} "

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 #: How the initial clusters with a given k may be made (scdeep_core.starts.choose_start).
-INIT_METHODS = ("auto", "kmeans", "leiden")
+INIT_METHODS = ("auto", "kmeans", "leiden", "spectral")
 
 
 class ConfigError(ValueError):
@@ -95,10 +95,10 @@ class BaseConfig:
     )
     init_method: str = _f(
         "auto",
-        "How the initial clusters are made when k is given: 'auto' runs KMeans and Leiden (its resolution set to "
-        "give k) and keeps the one that 80 % subsamples of the cells reproduce better (BENCHMARKS.md 19); 'kmeans' "
-        "is DEC's classic start; 'leiden' the graph clustering. With an automatic k or a resolution the start is "
-        "Leiden's.",
+        "How the initial clusters are made when k is given: 'auto' runs KMeans, Leiden (its resolution set to give "
+        "k) and spectral clustering of the kNN graph, and keeps the one that 80 % subsamples of the cells reproduce "
+        "best (BENCHMARKS.md 19, 20); 'kmeans' is DEC's classic start; 'leiden' and 'spectral' the graph "
+        "clusterings. With an automatic k or a resolution the start is Leiden's.",
         label="initial clusters with a given k",
         advanced=True,
         choices=INIT_METHODS,

@@ -29,8 +29,8 @@ import numpy as np
 # see BENCHMARKS.md, section 8. They are only used until a phase has started.
 KMEANS_INIT_S_PER_CELL = 1.5e-4
 AUTO_K_S_PER_CELL = 6e-4
-# KMeans and Leiden with a given k, each re-run on 4 subsamples (scdeep_core.starts; BENCHMARKS.md 19)
-START_CHOICE_S_PER_CELL = 5e-4
+# KMeans, Leiden and spectral clustering with a given k, each re-run on 4 subsamples (starts.py; BENCHMARKS 20)
+START_CHOICE_S_PER_CELL = 6e-4
 UMAP_S_PER_CELL = 8.5e-4
 UMAP_FIXED_S = 0.5
 # A clustering epoch costs about this many pretraining epochs (the assignment of all cells and,
@@ -72,7 +72,7 @@ class RunPlan:
     auto_k
         Whether k is chosen automatically during initialisation.
     start_choice
-        Whether KMeans and Leiden are compared to start the clustering stage (a given k with
+        Whether KMeans and the graph clusterings are compared to start the clustering stage (a given k with
         ``init_method="auto"``).
     stages
         Clustering stages run one after the other from the same pretraining (one per
@@ -103,7 +103,7 @@ def umap_seconds(n_cells: int) -> float:
 
 def init_seconds(n_cells: int, auto_k: bool, start_choice: bool = False) -> float:
     """Expected seconds to initialise the clusters: KMeans, the automatic choice of k, or the
-    choice between KMeans and Leiden with a given k."""
+    choice between KMeans and the graph clusterings with a given k."""
     if auto_k:
         return AUTO_K_S_PER_CELL * n_cells
     return (START_CHOICE_S_PER_CELL if start_choice else KMEANS_INIT_S_PER_CELL) * n_cells

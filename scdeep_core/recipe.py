@@ -292,8 +292,8 @@ def initial_clusters(
 ) -> StartChoice:
     """Cluster the pretrained embedding to initialise the centroids.
 
-    A given k: KMeans or Leiden with its resolution set to give k, whichever the data reproduces
-    better (``cfg.init_method``, :func:`~scdeep_core.starts.choose_start`). ``"auto"``: the Leiden
+    A given k: KMeans, Leiden with its resolution set to give k or spectral clustering, whichever
+    the data reproduces best (``cfg.init_method``, :func:`~scdeep_core.starts.choose_start`). ``"auto"``: the Leiden
     clustering chosen by :func:`~scdeep_core.kselect.choose_k` (pass its result as ``k_selection``).
     ``None``: Leiden at ``cfg.resolution``. With ``groups`` (cells the user says are one type),
     k-means anchored on the groups' means (:func:`seeded_kmeans`): with the given k when there are
@@ -330,7 +330,7 @@ def _initialise(
     (:meth:`Pretrained.start_space`), so every model's stage starts from the same cells' clusters;
     an automatic k is chosen on the first model alone, whose Leiden clusters start them
     (choosing it on the side-by-side embeddings gained on bladder alone and lost on pbmc and paul15,
-    BENCHMARKS.md 17c and 17d). With a given k, KMeans and Leiden are compared
+    BENCHMARKS.md 17c and 17d). With a given k, KMeans and the graph clusterings are compared
     (:func:`~scdeep_core.starts.choose_start`) unless the run was stopped, which takes KMeans at once.
     """
     selection = None
@@ -352,7 +352,7 @@ def _initialise(
                 "init",
                 0,
                 cfg.max_cluster_epochs,
-                message="Initial clusters: KMeans or Leiden, whichever 80 % subsamples reproduce better...",
+                message="Initial clusters: KMeans, Leiden or spectral, whichever 80 % subsamples reproduce best...",
             )
         )
     return initial_clusters(pre.start_space(), cfg, selection, groups), selection

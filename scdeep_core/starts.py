@@ -1,17 +1,18 @@
-"""The initial clusters with a given k: KMeans or Leiden, whichever the data reproduces better.
+"""The initial clusters with a given k: KMeans, Leiden or spectral clustering, whichever the data reproduces best.
 
-DEC's clustering stage keeps much of the start it is given (BENCHMARKS.md 7, 15), and the two usual
+DEC's clustering stage keeps much of the start it is given (BENCHMARKS.md 7, 15), and the usual
 starts fail on different data. KMeans favours clusters of even spread, so it cuts a large
-homogeneous type into pieces (cbmc's two largest types); Leiden with its resolution set to give k
-follows the kNN graph, and can cut a large type along a weak seam while merging two small ones
-(pbmc's largest). None of silhouette, modularity, Calinski-Harabasz, Davies-Bouldin, the final KL
-or the mean confidence told the two apart on every dev set (§7).
+homogeneous type into pieces (cbmc's two largest types); the graph clusterings (Leiden with its
+resolution set to give k, spectral clustering of the same kNN graph) follow the graph, and can cut a
+large type along a weak seam while merging two small ones (pbmc's largest). None of silhouette,
+modularity, Calinski-Harabasz, Davies-Bouldin, the final KL or the mean confidence told them apart
+on every dev set (§7).
 
-Reproducibility does (§19): a partition that cuts a homogeneous group cuts it in a different place
-on each subsample, and one that follows real groups does not. Each candidate is re-run with the same
-k on ``n_subsamples`` random 80 % subsets of the cells (the same idea as the automatic k's scan,
-:mod:`scdeep_core.kselect`), and the one whose subsample partitions agree more with it (mean ARI)
-starts the stage.
+Reproducibility does (§19, §20): a partition that cuts a homogeneous group cuts it in a different
+place on each subsample, and one that follows real groups does not. Each candidate is re-run with
+the same k on ``n_subsamples`` random 80 % subsets of the cells (the same idea as the automatic k's
+scan, :mod:`scdeep_core.kselect`), and the one whose subsample partitions agree most with it (mean
+ARI) starts the stage.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from .config import INIT_METHODS
-from .graph import leiden_with_k
+from .graph import leiden_with_k, spectral_with_k
 
 #: Above this many cells ``"auto"`` does not compare: Leiden's bisection and the re-runs grow faster
 #: than KMeans (a 100,000-cell run spent minutes here), and the gain was measured on 909-8,617 cells.
 MAX_CELLS_COMPARED = 20_000
-NAMES = {"kmeans": "KMeans", "leiden": "Leiden", "anchored": "KMeans anchored on the groups marked as one type"}
+NAMES = {
+    "kmeans": "KMeans",
+    "leiden": "Leiden",
+    "spectral": "spectral clustering",
+    "anchored": "KMeans anchored on the groups marked as one type",
+}
 
 
 @dataclass
@@ -39,7 +45,7 @@ class StartChoice:
     Attributes
     ----------
     method
-        ``"kmeans"`` or ``"leiden"``: what made ``labels``.
+        ``"kmeans"``, ``"leiden"``, ``"spectral"`` or ``"anchored"``: what made ``labels``.
     labels
         Initial cluster of each cell, ``0..k-1``.
     stability
@@ -70,7 +76,8 @@ def describe(info: dict) -> str:
     text = f"Initial clusters: {NAMES.get(info['method'], info['method'])} with k = {info['k']}"
     if len(info["stability"]) > 1:
         scores = ", ".join(f"{NAMES[m]} {s:.2f}" for m, s in info["stability"].items())
-        text += f", the more reproducible on 80 % subsamples (mean ARI with its re-runs: {scores})"
+        which = "more" if len(info["stability"]) == 2 else "most"
+        text += f", the {which} reproducible on 80 % subsamples (mean ARI with its re-runs: {scores})"
     return text + (f". {info['reason']}" if info["reason"] else ".")
 
 
@@ -121,11 +128,12 @@ def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, 
     k
         Number of clusters.
     method
-        ``"auto"``: KMeans and Leiden, the more reproducible; ``"kmeans"`` or ``"leiden"``: that one.
+        ``"auto"``: KMeans, Leiden and spectral clustering, the most reproducible; ``"kmeans"``,
+        ``"leiden"`` or ``"spectral"``: that one.
     seed
-        Seeds KMeans, Leiden and the subsets.
+        Seeds each method and the subsets.
     n_neighbors
-        Neighbours of Leiden's kNN graph.
+        Neighbours of the kNN graph Leiden and spectral clustering cut.
 
     Returns
     -------
@@ -133,30 +141,40 @@ def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, 
     """
     if method not in INIT_METHODS:
         raise ValueError(f"method must be one of {INIT_METHODS}, got {method!r}.")
-
-    def leiden(data: np.ndarray, n_clusters: int, s: int) -> np.ndarray:
-        return leiden_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors)
-
-    makers = {"kmeans": kmeans_clusters, "leiden": leiden}
+    makers: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
+        "kmeans": kmeans_clusters,
+        "leiden": lambda data, n_clusters, s: leiden_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors),
+        "spectral": lambda data, n_clusters, s: spectral_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors),
+    }
     if method == "kmeans":
         return StartChoice("kmeans", kmeans_clusters(x, k, seed))
     if method == "auto" and len(x) > MAX_CELLS_COMPARED:
         return StartChoice(
             "kmeans",
             kmeans_clusters(x, k, seed),
-            reason=f"With more than {MAX_CELLS_COMPARED:,} cells Leiden is not tried (its cost grows faster than "
-            "KMeans's); init_method='leiden' asks for it.",
+            reason=f"With more than {MAX_CELLS_COMPARED:,} cells the graph clusterings are not tried (their cost "
+            "grows faster than KMeans's); init_method='leiden' or 'spectral' asks for one.",
         )
-    by_leiden = leiden(x, k, seed)
-    if int(by_leiden.max()) + 1 != k:
-        return StartChoice(
-            "kmeans",
-            kmeans_clusters(x, k, seed),
-            reason=f"No Leiden resolution gives exactly {k} clusters here, so KMeans made them.",
-        )
-    if method == "leiden":
-        return StartChoice("leiden", by_leiden)
-    candidates = {"kmeans": kmeans_clusters(x, k, seed), "leiden": by_leiden}
+    graph_methods = ("leiden", "spectral") if method == "auto" else (method,)
+    candidates, missed = {}, []
+    for name in graph_methods:
+        labels = makers[name](x, k, seed)
+        if int(labels.max()) + 1 == k:
+            candidates[name] = labels
+        else:
+            missed.append(_NO_K[name].format(k=k))
+    reason = ". ".join(missed)
+    if not candidates:
+        return StartChoice("kmeans", kmeans_clusters(x, k, seed), reason=f"{reason}, so KMeans made them.")
+    if method != "auto":
+        return StartChoice(method, candidates[method])
+    candidates = {"kmeans": kmeans_clusters(x, k, seed), **candidates}
     stability = {m: reproducibility(makers[m], x, labels, seed) for m, labels in candidates.items()}
-    best = max(stability, key=lambda m: stability[m])  # ties keep KMeans, the first
-    return StartChoice(best, candidates[best], stability)
+    best = max(stability, key=lambda m: stability[m])  # ties keep the earlier: KMeans, then Leiden
+    return StartChoice(best, candidates[best], stability, f"{reason}, so it was not compared." if reason else "")
+
+
+_NO_K = {
+    "leiden": "No Leiden resolution gives exactly {k} clusters here",
+    "spectral": "Spectral clustering finds fewer than {k} clusters here",
+}
