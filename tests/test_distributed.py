@@ -53,7 +53,7 @@ def test_two_processes_with_torchrun_cluster_as_well_as_one(tmp_path, method, se
     """Same file, seeds and k through the CLI: one process, then two under torchrun (gloo).
 
     The two runs take different random paths (each rank shuffles and drops out on its own
-    shard), so single seeds differ by up to ~0.02 ARI here; the mean over seeds is compared.
+    shard), so single seeds can differ by up to ~0.02 ARI; the mean over seeds is compared.
     """
     adata = simulate_counts(n_cells=1500, n_genes=800, n_groups=6, separation=1.5, dropout=0.3, seed=4)
     adata.write_h5ad(tmp_path / "sim.h5ad")
@@ -61,7 +61,9 @@ def test_two_processes_with_torchrun_cluster_as_well_as_one(tmp_path, method, se
     ari: dict[str, list[float]] = {"one": [], "two": []}
     for seed in seeds:
         args = ["fit", "sim.h5ad", "--method", method, "--n-clusters", "6", "--label-key", "group"]
-        args += ["--no-umap", "--quiet", "--seed", str(seed)]
+        # 40 pretraining epochs (the default is 170 for 1,500 cells): both runs still reach ARI >= 0.99
+        # and differ by <= 0.007 on seeds 0-2, and the test takes ~30 s less.
+        args += ["--no-umap", "--quiet", "--seed", str(seed), "--pretrain-epochs", "40"]
         _run([sys.executable, "-m", "scdeep_core", *args, "--out", f"one{seed}"], cwd=tmp_path)
         double = _run([*TORCHRUN, "-m", "scdeep_core", *args, "--out", f"two{seed}"], cwd=tmp_path)
         assert double.stdout.count(f"{method}: k=6") == 1  # rank 0 alone reports and writes
