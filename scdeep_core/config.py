@@ -189,8 +189,8 @@ class BaseConfig:
         1,
         "Models in a consensus: each pretrains from its own seed (model_seeds), all start from one clustering of "
         "their embeddings side by side, and the labels are the argmax of their mean soft assignment. 1 is the "
-        "'fast' preset; 3 the 'thorough' one: about 3x the time, more repeatable, and more accurate with DESC and a "
-        "given k (BENCHMARKS.md 18).",
+        "'fast' preset; 3 the 'thorough' one: about 3x the time and more repeatable from seed to seed; as "
+        "accurate as one model on the mean since the start choice of BENCHMARKS.md 20 (18, 20b).",
         (1, 9),
         label="models in the consensus",
     )
@@ -332,8 +332,7 @@ MODEL_SEED_STEP = 3
 PRESETS: dict[str, dict[str, Any]] = {"fast": {"n_models": 1}, "thorough": {"n_models": 3}}
 PRESET_HELP = {
     "fast": "one model (the default; within the time budget)",
-    "thorough": "a consensus of three models (about 3x the time; more repeatable, and more accurate with DESC "
-    "and a given k)",
+    "thorough": "a consensus of three models (about 3x the time; the labels change less from seed to seed)",
 }
 
 
