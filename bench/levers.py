@@ -45,6 +45,18 @@ def dev_sets() -> Iterator[tuple[str, ad.AnnData, str, int]]:
         yield name, ad.read_h5ad(SHARED / file), key, k
 
 
+def pretrained_per_seed(method: str, seeds: range = range(3)) -> Iterator[tuple[str, ad.AnnData, int, int, Any, Any]]:
+    """Each dev set and seed, pretrained once with the true k: ``(name, adata, k, seed, pre, truth)``,
+    where ``truth`` holds the labels of the cells ``pre`` kept."""
+    from scdeep_core import api
+    from scdeep_core.config import config_for
+
+    for name, adata, key, k in dev_sets():
+        for seed in seeds:
+            pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
+            yield name, adata, k, seed, pre, adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
+
+
 def stage_from(adata: ad.AnnData, pre: Any, start: Any) -> Any:
     """The clustering stage of ``pre`` started from the given labels (the engine's start restored after)."""
     from scdeep_core import api, recipe

@@ -26,47 +26,43 @@ import sys
 def main(method: str = "desc") -> None:
     import pandas as pd
 
-    from scdeep_core import api, metrics
-    from scdeep_core.config import config_for
+    from scdeep_core import metrics
     from scdeep_core.graph import leiden_with_k, spectral_with_k
     from scdeep_core.starts import kmeans_clusters, reproducibility
 
-    from .levers import dev_sets, print_summary, save_rows, stage_from
+    from .levers import pretrained_per_seed, print_summary, save_rows, stage_from
 
     rows, labels = [], {}
-    for name, adata, key, k in dev_sets():
-        for seed in range(3):
-            pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
-            truth = adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
-            nn = pre.cfg.n_neighbors
-            makers = {
-                "KMeans": kmeans_clusters,
-                "Leiden": lambda x, n, s, nn=nn: leiden_with_k(x, n, seed=s, n_neighbors=nn),
-                "Spectral": lambda x, n, s, nn=nn: spectral_with_k(x, n, seed=s, n_neighbors=nn),
-            }
-            runs, stability = {}, {}
-            for variant, make in makers.items():
-                start = make(pre.z, k, seed)
-                stability[variant] = reproducibility(make, pre.z, start, seed) if int(start.max()) + 1 == k else -1.0
-                runs[variant] = (start, stability[variant], stage_from(adata, pre, start).labels)
-            pick2 = max(["KMeans", "Leiden"], key=lambda m: stability[m])
-            pick3 = max(makers, key=lambda m: stability[m])
-            runs["more stable (K/L)"] = runs[pick2]
-            runs["more stable (K/L/S)"] = runs[pick3]
-            for variant, (start, score, end) in runs.items():
-                labels[name, variant, seed] = end
-                rows.append(
-                    {
-                        "dataset": name,
-                        "seed": seed,
-                        "variant": variant,
-                        "start": metrics.ari(truth, start),
-                        "end": metrics.ari(truth, end),
-                        "stability": score,
-                        "chosen": pick3 if variant.endswith("S)") else pick2,
-                    }
-                )
-                print(rows[-1], flush=True)
+    for name, adata, k, seed, pre, truth in pretrained_per_seed(method):
+        nn = pre.cfg.n_neighbors
+        makers = {
+            "KMeans": kmeans_clusters,
+            "Leiden": lambda x, n, s, nn=nn: leiden_with_k(x, n, seed=s, n_neighbors=nn),
+            "Spectral": lambda x, n, s, nn=nn: spectral_with_k(x, n, seed=s, n_neighbors=nn),
+        }
+        runs, stability = {}, {}
+        for variant, make in makers.items():
+            start = make(pre.z, k, seed)
+            stability[variant] = reproducibility(make, pre.z, start, seed) if int(start.max()) + 1 == k else -1.0
+            runs[variant] = (start, stability[variant], stage_from(adata, pre, start).labels)
+        pick2 = max(["KMeans", "Leiden"], key=lambda m: stability[m])
+        pick3 = max(makers, key=lambda m: stability[m])
+        runs["more stable (K/L)"] = runs[pick2]
+        runs["more stable (K/L/S)"] = runs[pick3]
+        for variant, (start, score, end) in runs.items():
+            labels[name, variant, seed] = end
+            rows.append(
+                {
+                    "dataset": name,
+                    "seed": seed,
+                    "variant": variant,
+                    "start": metrics.ari(truth, start),
+                    "end": metrics.ari(truth, end),
+                    "stability": score,
+                    "chosen": pick3 if variant.endswith("S)") else pick2,
+                }
+            )
+            print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, "variant", labels)
     print(df.groupby(["variant", "dataset"])["stability"].mean().unstack(1).round(3).to_string())
