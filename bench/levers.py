@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,7 +45,9 @@ def dev_sets() -> Iterator[tuple[str, ad.AnnData, str, int]]:
         yield name, ad.read_h5ad(SHARED / file), key, k
 
 
-def pretrained_per_seed(method: str, seeds: range = range(3)) -> Iterator[tuple[str, ad.AnnData, int, int, Any, Any]]:
+def pretrained_per_seed(
+    method: str, seeds: Iterable[int] = range(3)
+) -> Iterator[tuple[str, ad.AnnData, int, int, Any, Any]]:
     """Each dev set and seed, pretrained once with the true k: ``(name, adata, k, seed, pre, truth)``,
     where ``truth`` holds the labels of the cells ``pre`` kept."""
     from scdeep_core import api
