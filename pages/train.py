@@ -128,8 +128,7 @@ K_HELP = (
     "with the result, and you can re-cluster with another k without pretraining again.\n\n"
     "**I know the number of clusters**: after pretraining, KMeans, Leiden (its resolution set to give k) and "
     "spectral clustering each cluster the embedding, each is re-run on 80 % subsamples, and the one they reproduce "
-    "best starts the "
-    'clustering stage ("initial clusters with a given k" under Advanced settings).'
+    'best starts the clustering stage ("initial clusters with a given k" under Advanced settings).'
 )
 c1, c2 = st.columns(2)
 k_mode = c1.radio("Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP)
