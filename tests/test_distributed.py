@@ -48,12 +48,14 @@ def test_collectives_across_two_ranks_equal_the_single_process_computation(tmp_p
     assert result["gather_ok"] and result["batches_cover_once"] and result["equal_steps"]
 
 
-@pytest.mark.parametrize(("method", "seeds"), [("desc", (0, 1)), ("scdcc", (0,))])
+@pytest.mark.parametrize(("method", "seeds"), [("desc", (0,)), ("scdcc", (0,))])
 def test_two_processes_with_torchrun_cluster_as_well_as_one(tmp_path, method, seeds):
     """Same file, seeds and k through the CLI: one process, then two under torchrun (gloo).
 
     The two runs take different random paths (each rank shuffles and drops out on its own
-    shard), so single seeds can differ by up to ~0.02 ARI; the mean over seeds is compared.
+    shard), so their labels are compared by ARI, not equality. With the defaults single seeds
+    differed by up to ~0.02 ARI; with the 40 pretraining epochs below, by <= 0.007 on seeds 0-2,
+    so one seed per method is enough (a second DESC seed cost ~24 s).
     """
     adata = simulate_counts(n_cells=1500, n_genes=800, n_groups=6, separation=1.5, dropout=0.3, seed=4)
     adata.write_h5ad(tmp_path / "sim.h5ad")
