@@ -125,6 +125,9 @@ class ClusteringResult:
             info = self.consensus
             parts.append(f"consensus of {info['n_models']} models (agreement {info['agreement']:.2f})")
         parts += self.score_parts()
+        if self.scores and self.eval_mask is not None and not self.eval_mask.all():
+            # Cells in constraints (or without a label) are left out of the scores: say how few remain.
+            parts.append(f"scored on {int(self.eval_mask.sum()):,} of {len(self.eval_mask):,} cells")
         if "total_s" in self.timings:
             parts.append(f"time={self.timings['total_s']:.1f}s")
         parts.append(self.convergence())

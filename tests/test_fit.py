@@ -78,6 +78,7 @@ def test_constraints_from_labels_are_scored_on_other_cells(small_sim):
     c = sd.ConstraintConfig(source="labels", label_key="group", fraction=0.1, n_pairs=300)
     res = sd.fit(small_sim, sd.SCDCCConfig(n_clusters=3, constraints=c, **FAST), label_key="group")
     assert res.eval_mask.sum() == small_sim.n_obs - 30
+    assert f"scored on {small_sim.n_obs - 30:,} of {small_sim.n_obs:,} cells" in res.summary()  # said, not hidden
     assert any("must-link" in n for n in res.notes)
     assert "ml" in res.history.columns.str.replace("loss_", "").tolist()
 
