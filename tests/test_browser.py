@@ -449,9 +449,16 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
 
     from bench.scaling import resample
 
+    started = time.perf_counter()
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=ARTIFACTS / f"large_{name}.png", full_page=True)
+        print(f"100k step {name}: {time.perf_counter() - started:.1f} s", flush=True)  # shown when the walk fails
+
     folder = tmp_path / "server_data"
     folder.mkdir()
     resample(ad.read_h5ad(shared_file("pbmc_10x_4271.h5ad")), 100_000).write_h5ad(folder / "pbmc_100k.h5ad")
+    print(f"100k step 0_written: {time.perf_counter() - started:.1f} s", flush=True)
     ARTIFACTS.mkdir(exist_ok=True)
     expect.set_options(timeout=120_000)
     for url in _serve({"SCDEEP_DATA_DIR": str(folder)}):
@@ -472,7 +479,7 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             page.get_by_role("button", name="Load", exact=True).click()
             expect(page.get_by_text("100,000 cells").first).to_be_visible()
             settled(page)
-            page.screenshot(path=ARTIFACTS / "large_1_loaded.png", full_page=True)
+            shot(page, "1_loaded")
 
             sidebar.get_by_role("link", name="Train").click()
             expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
@@ -481,11 +488,11 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Start").click()
             expect(page.get_by_text(re.compile(r"pretraining the autoencoder - \d+ s elapsed")).first).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "large_2_training.png", full_page=True)
+            shot(page, "2_training")
             page.get_by_role("button", name="Stop").click()
             expect(page.get_by_text("Stopped early; partial result kept").first).to_be_visible()
             settled(page)
-            page.screenshot(path=ARTIFACTS / "large_3_stopped.png", full_page=True)
+            shot(page, "3_stopped")
 
             sidebar.get_by_role("link", name="Explore").click()
             expect(page.get_by_role("heading", name="Explore")).to_be_visible()
@@ -496,7 +503,7 @@ def test_a_100k_cell_file_from_the_server_data_folder_loads_and_trains(tmp_path)
             )
             assert 0 < shown <= 100_000
             settled(page)
-            page.screenshot(path=ARTIFACTS / "large_4_explore.png", full_page=True)
+            shot(page, "4_explore")
             # The per-cell table is written when its button is pressed (not on every rerun): every cell.
             with page.expect_download() as download:
                 page.get_by_role("button", name="Labels, confidence, embedding (.csv)").click()
