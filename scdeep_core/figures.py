@@ -79,7 +79,7 @@ def loss_curves(history: pd.DataFrame, tol: float | None = None) -> go.Figure:
                         go.Scatter(
                             x=part["step"],
                             y=part[col],
-                            mode="lines",
+                            mode="lines" if len(part) > 1 else "markers",  # a one-point line draws nothing
                             name=f"{LOSS_LABELS.get(name, name)} ({phase})",
                             legendgroup=f"{col}-{phase}",
                             showlegend=bool(model == models[0]),

@@ -55,3 +55,17 @@ def test_confusion_matrix_lists_clusters_in_numeric_order():
     table = pd.DataFrame([[1, 2, 3]], columns=["0", "10", "2"], index=["B cell"])
     fig = figures.confusion_heatmap(table)
     assert list(fig.data[0].x) == ["0", "2", "10"] and fig.data[0].z.tolist() == [[1, 3, 2]]
+
+
+def test_a_loss_curve_of_one_epoch_is_drawn():
+    """A run stopped after its first epoch (a 100,000-cell run) has one point per loss: a marker, not
+    an empty line."""
+    import pandas as pd
+
+    from scdeep_core.figures import loss_curves
+
+    one = pd.DataFrame({"phase": ["pretrain"], "loss_recon": [0.8]})
+    trace = loss_curves(one).data[0]
+    assert trace.mode == "markers" and list(trace.y) == [0.8]
+    two = pd.DataFrame({"phase": ["pretrain", "pretrain"], "loss_recon": [0.8, 0.6]})
+    assert loss_curves(two).data[0].mode == "lines"
