@@ -113,8 +113,12 @@ class ClusteringResult:
         return f"NOT converged: hit the cap of {epochs} clustering epochs ({shown})"
 
     def score_parts(self) -> list[str]:
-        """Each score as ``NAME=value``: against the labels, then batch mixing (when it had batches)."""
+        """Each score as ``NAME=value``: against the labels (and on how many cells, when some were left
+        out), then batch mixing (when it had batches)."""
         parts = [f"{name.upper()}={value:.3f}" for name, value in self.scores.items()]
+        if parts and self.eval_mask is not None and not self.eval_mask.all():
+            # Cells in constraints (or without a label) are left out of the scores: say how few remain.
+            parts.append(f"scored on {int(self.eval_mask.sum()):,} of {len(self.eval_mask):,} cells")
         shown = {"ilisi": "iLISI", "batch_asw": "batch_ASW"}
         return parts + [f"{shown.get(n, n)}={v:.2f}" for n, v in self.batch_scores.items() if np.isfinite(v)]
 
@@ -125,9 +129,6 @@ class ClusteringResult:
             info = self.consensus
             parts.append(f"consensus of {info['n_models']} models (agreement {info['agreement']:.2f})")
         parts += self.score_parts()
-        if self.scores and self.eval_mask is not None and not self.eval_mask.all():
-            # Cells in constraints (or without a label) are left out of the scores: say how few remain.
-            parts.append(f"scored on {int(self.eval_mask.sum()):,} of {len(self.eval_mask):,} cells")
         if "total_s" in self.timings:
             parts.append(f"time={self.timings['total_s']:.1f}s")
         parts.append(self.convergence())

@@ -214,8 +214,8 @@ def test_newcomer_path(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     # Their own file: 1,000 cells drawn from the bladder set (16 types). The scDCC steps (the run, the
-    # re-cluster with taught constraints, the snippet's rerun) scale with the cells, and the whole
-    # bladder set (2,746) made them about 110 of the walk's 160 s in the suite.
+    # re-cluster with taught constraints, the snippet's rerun) scale with the cells: with the whole
+    # bladder set (2,746) they took about 140 of the walk's 197 s when run alone (132 s with these).
     bladder = ad.read_h5ad(shared_file("mouse_bladder_2746.h5ad"))
     rows = np.sort(np.random.default_rng(0).choice(bladder.n_obs, size=1000, replace=False))
     data = tmp_path / "mouse_bladder_1000.h5ad"
