@@ -28,19 +28,14 @@ def main(method: str = "desc", seeds: str = "0,1,2") -> None:
     import pandas as pd
 
     from scdeep_core import metrics
-    from scdeep_core.graph import leiden_with_k, spectral_with_k
-    from scdeep_core.starts import kmeans_clusters, reproducibility
+    from scdeep_core.starts import reproducibility, start_makers
 
     from .levers import pretrained_per_seed, print_summary, save_rows, stage_from
 
     rows, labels = [], {}
     for name, adata, k, seed, pre, truth in pretrained_per_seed(method, [int(s) for s in seeds.split(",")]):
-        nn = pre.cfg.n_neighbors
-        makers = {
-            "KMeans": kmeans_clusters,
-            "Leiden": lambda x, n, s, nn=nn: leiden_with_k(x, n, seed=s, n_neighbors=nn),
-            "Spectral": lambda x, n, s, nn=nn: spectral_with_k(x, n, seed=s, n_neighbors=nn),
-        }
+        engine = start_makers(pre.cfg.n_neighbors)
+        makers = {"KMeans": engine["kmeans"], "Leiden": engine["leiden"], "Spectral": engine["spectral"]}
         runs, stability = {}, {}
         for variant, make in makers.items():
             start = make(pre.z, k, seed)

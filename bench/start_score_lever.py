@@ -35,24 +35,23 @@ PERTURBED_NEIGHBOURS = (10, 30, 20, 40)
 def scores_per_run(method: str, seeds: list[int]) -> pd.DataFrame:
     """Start ARI, the scores and the pairwise ARI of the three starts, per dev set and seed."""
     from scdeep_core import metrics
-    from scdeep_core.graph import leiden_with_k, spectral_with_k
-    from scdeep_core.starts import kmeans_clusters, reproducibility
+    from scdeep_core.starts import reproducibility, start_makers
 
     from .levers import pretrained_per_seed
 
+    def by_lever_name(makers):
+        return {"KMeans": makers["kmeans"], "Leiden": makers["leiden"], "Spectral": makers["spectral"]}
+
+    # the graph-perturbed re-run with seed s builds its graph with PERTURBED_NEIGHBOURS[s % 4] neighbours
+    graphs = [by_lever_name(start_makers(n)) for n in PERTURBED_NEIGHBOURS]
+
+    def perturbed_maker(variant):
+        return lambda x, k, s: graphs[s % len(graphs)][variant](x, k, s)
+
+    perturbed = {v: perturbed_maker(v) for v in CANDIDATES}
     rows = []
     for name, _, k, seed, pre, truth in pretrained_per_seed(method, seeds):
-        nn = pre.cfg.n_neighbors
-
-        def graph_makers(neighbours):
-            return {
-                "KMeans": kmeans_clusters,
-                "Leiden": lambda x, n, s: leiden_with_k(x, n, seed=s, n_neighbors=neighbours(s)),
-                "Spectral": lambda x, n, s: spectral_with_k(x, n, seed=s, n_neighbors=neighbours(s)),
-            }
-
-        makers = graph_makers(lambda s, nn=nn: nn)
-        perturbed = graph_makers(lambda s: PERTURBED_NEIGHBOURS[s % len(PERTURBED_NEIGHBOURS)])
+        makers = by_lever_name(start_makers(pre.cfg.n_neighbors))
         starts = {v: makers[v](pre.z, k, seed) for v in CANDIDATES}
         row = {"dataset": name, "seed": seed}
         for v, labels in starts.items():

@@ -86,6 +86,16 @@ def kmeans_clusters(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=20, random_state=seed).fit_predict(x)
 
 
+def start_makers(n_neighbors: int = 15) -> dict[str, Callable[[np.ndarray, int, int], np.ndarray]]:
+    """``make(x, k, seed)`` for each start :func:`choose_start` compares, by its ``init_method`` name:
+    KMeans, Leiden at k and spectral clustering, the graph ones on a kNN graph of ``n_neighbors``."""
+    return {
+        "kmeans": kmeans_clusters,
+        "leiden": lambda data, k, seed: leiden_with_k(data, k, seed=seed, n_neighbors=n_neighbors),
+        "spectral": lambda data, k, seed: spectral_with_k(data, k, seed=seed, n_neighbors=n_neighbors),
+    }
+
+
 def reproducibility(
     make: Callable[[np.ndarray, int, int], np.ndarray],
     x: np.ndarray,
@@ -141,11 +151,7 @@ def choose_start(x: np.ndarray, k: int, *, method: str = "auto", seed: int = 0, 
     """
     if method not in INIT_METHODS:
         raise ValueError(f"method must be one of {INIT_METHODS}, got {method!r}.")
-    makers: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
-        "kmeans": kmeans_clusters,
-        "leiden": lambda data, n_clusters, s: leiden_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors),
-        "spectral": lambda data, n_clusters, s: spectral_with_k(data, n_clusters, seed=s, n_neighbors=n_neighbors),
-    }
+    makers = start_makers(n_neighbors)
     if method == "kmeans":
         return StartChoice("kmeans", kmeans_clusters(x, k, seed))
     if method == "auto" and len(x) > MAX_CELLS_COMPARED:
