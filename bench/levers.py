@@ -59,6 +59,15 @@ def pretrained_per_seed(
             yield name, adata, k, seed, pre, adata.obs[key].astype(str).to_numpy()[pre.data.cell_mask]
 
 
+def start_makers(n_neighbors: int) -> dict[str, Callable[..., Any]]:
+    """The engine's three starts (:func:`scdeep_core.starts.start_makers`) by the names the start
+    levers' tables and CSVs use: ``KMeans``, ``Leiden``, ``Spectral``."""
+    from scdeep_core import starts
+
+    engine = starts.start_makers(n_neighbors)
+    return {"KMeans": engine["kmeans"], "Leiden": engine["leiden"], "Spectral": engine["spectral"]}
+
+
 def stage_from(adata: ad.AnnData, pre: Any, start: Any) -> Any:
     """The clustering stage of ``pre`` started from the given labels (the engine's start restored after)."""
     from scdeep_core import api, recipe

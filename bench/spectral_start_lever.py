@@ -28,14 +28,13 @@ def main(method: str = "desc", seeds: str = "0,1,2") -> None:
     import pandas as pd
 
     from scdeep_core import metrics
-    from scdeep_core.starts import reproducibility, start_makers
+    from scdeep_core.starts import reproducibility
 
-    from .levers import pretrained_per_seed, print_summary, save_rows, stage_from
+    from .levers import pretrained_per_seed, print_summary, save_rows, stage_from, start_makers
 
     rows, labels = [], {}
     for name, adata, k, seed, pre, truth in pretrained_per_seed(method, [int(s) for s in seeds.split(",")]):
-        engine = start_makers(pre.cfg.n_neighbors)
-        makers = {"KMeans": engine["kmeans"], "Leiden": engine["leiden"], "Spectral": engine["spectral"]}
+        makers = start_makers(pre.cfg.n_neighbors)
         runs, stability = {}, {}
         for variant, make in makers.items():
             start = make(pre.z, k, seed)

@@ -35,15 +35,12 @@ PERTURBED_NEIGHBOURS = (10, 30, 20, 40)
 def scores_per_run(method: str, seeds: list[int]) -> pd.DataFrame:
     """Start ARI, the scores and the pairwise ARI of the three starts, per dev set and seed."""
     from scdeep_core import metrics
-    from scdeep_core.starts import reproducibility, start_makers
+    from scdeep_core.starts import reproducibility
 
-    from .levers import pretrained_per_seed
-
-    def by_lever_name(makers):
-        return {"KMeans": makers["kmeans"], "Leiden": makers["leiden"], "Spectral": makers["spectral"]}
+    from .levers import pretrained_per_seed, start_makers
 
     # the graph-perturbed re-run with seed s builds its graph with PERTURBED_NEIGHBOURS[s % 4] neighbours
-    graphs = [by_lever_name(start_makers(n)) for n in PERTURBED_NEIGHBOURS]
+    graphs = [start_makers(n) for n in PERTURBED_NEIGHBOURS]
 
     def perturbed_maker(variant):
         return lambda x, k, s: graphs[s % len(graphs)][variant](x, k, s)
@@ -51,7 +48,7 @@ def scores_per_run(method: str, seeds: list[int]) -> pd.DataFrame:
     perturbed = {v: perturbed_maker(v) for v in CANDIDATES}
     rows = []
     for name, _, k, seed, pre, truth in pretrained_per_seed(method, seeds):
-        makers = by_lever_name(start_makers(pre.cfg.n_neighbors))
+        makers = start_makers(pre.cfg.n_neighbors)
         starts = {v: makers[v](pre.z, k, seed) for v in CANDIDATES}
         row = {"dataset": name, "seed": seed}
         for v, labels in starts.items():
