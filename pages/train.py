@@ -301,7 +301,10 @@ def live() -> None:
         return
     if view.status == "cancelled":
         st.caption("The queued run was cancelled before it started.")
-    st.progress(view.progress, text=progress.describe(view.method, view.phase, view.elapsed, view.eta, view.eta_max))
+    fit_s = view.result.timings.get("total_s") if view.result is not None else None
+    st.progress(
+        view.progress, text=progress.describe(view.method, view.phase, view.elapsed, view.eta, view.eta_max, fit_s)
+    )
     if view.status == "running":
         st.caption(progress.steps(view.phase, job.umap))
     if view.error:

@@ -113,6 +113,7 @@ class TrainingJob:
         self.error: str | None = None
         self.result: ClusteringResult | None = None
         self.started = time.perf_counter()
+        self.ended: float | None = None  # when the run ended: its elapsed time stops growing there
         self._thread = threading.Thread(target=self._run, name=f"scdeep-{self.job_id}", daemon=True)
         self.queued_at = time.perf_counter()
         self._umap_started: float | None = None
@@ -144,6 +145,7 @@ class TrainingJob:
             if cancelled:
                 self.status = self.phase = "cancelled"
                 self.message = "Cancelled before it started."
+                self.started = self.ended = time.perf_counter()  # it never ran: 0 s
             elif first and self.status == "running":
                 timer = threading.Timer(self.stop_grace_s, self._end_unanswered_stop)
                 timer.daemon = True
@@ -247,6 +249,8 @@ class TrainingJob:
                 self.status, self.error = "failed", f"Could not run the training process: {type(exc).__name__}: {exc}"
         finally:
             self._process = None
+            with self._lock:
+                self.ended = self.ended or time.perf_counter()
             if self.on_end is not None:
                 self.on_end(self)
 
@@ -271,6 +275,7 @@ class TrainingJob:
             if outcome.umap is not None:
                 self.adata.obsm[f"X_{self.key}_umap"] = outcome.umap
             with self._lock:
+                self.ended = time.perf_counter()  # not after the process exits: the result is here now
                 self.result = result
                 self.status = "done" if result.stage == "done" else "stopped"
                 self.phase = self.status
@@ -298,7 +303,7 @@ class TrainingJob:
         with self._lock:
             last = self._last
             now = time.perf_counter()
-            elapsed = now - self.started
+            elapsed = (self.ended or now) - self.started
             eta, eta_max = self._time_left(now)
             self._fraction = progress.time_fraction(self._fraction, elapsed, eta, self.status in ("done", "stopped"))
             return JobView(

@@ -263,11 +263,21 @@ class TimeLeft:
         return self._shown_fraction
 
 
-def describe(method: str, phase: str, elapsed: float, eta: float | None, eta_max: float | None) -> str:
-    """One plain line for a progress bar: method, phase, elapsed and the time left."""
-    parts = [method.upper(), PHASE_NAMES.get(phase, phase), f"{elapsed:.0f} s elapsed"]
+def describe(
+    method: str, phase: str, elapsed: float, eta: float | None, eta_max: float | None, fit_s: float | None = None
+) -> str:
+    """One plain line for a progress bar: method, phase, elapsed and the time left.
+
+    Once the run has ended, ``elapsed`` is its time from Start to end, and ``fit_s`` (the result's
+    ``timings["total_s"]``, the time its summary gives) is said beside it when they differ, so that
+    the two numbers on the page do not contradict each other.
+    """
     if phase in ("done", "stopped", "failed", "cancelled"):
-        return " - ".join(parts)
+        text = f"{method.upper()} - {phase} - {elapsed:.0f} s from Start to end"
+        if fit_s is not None and elapsed - fit_s >= 2:
+            text += f" (fitting {fit_s:.1f} s; the rest: starting the training process, the UMAP)"
+        return text
+    parts = [method.upper(), PHASE_NAMES.get(phase, phase), f"{elapsed:.0f} s elapsed"]
     if eta is None:
         parts.append("time left known after the first epoch")
     else:

@@ -40,6 +40,8 @@ def test_one_run_per_session_and_a_queue_for_the_machine(small_sim):
     job.join(30)
     view = job.snapshot()
     assert view.status == "stopped" and view.result is not None and view.result.stage == "pretrain"
+    time.sleep(0.3)  # an ended run's time from Start to end stays put: the page shows it long after
+    assert job.snapshot().elapsed == view.elapsed >= view.result.timings["total_s"]
     assert wait(lambda: second.status == "done", 60)  # started by itself once the slot was free
     assert second.result is not None and third.result is None and not reg.queued()
 

@@ -82,6 +82,9 @@ def test_words_for_the_bar():
     assert "about 30 s left" in describe("desc", "cluster", 12.0, 30.0, 31.0)
     assert "at most 90 s" in describe("desc", "cluster", 12.0, 30.0, 90.0)
     assert "after the first epoch" in describe("scdcc", "prepare", 2.0, None, None)
+    ended = describe("desc", "stopped", 25.2, 0.0, 0.0, fit_s=3.9)  # the summary says time=3.9s
+    assert ended.startswith("DESC - stopped - 25 s from Start to end (fitting 3.9 s;") and "left" not in ended
+    assert describe("desc", "done", 4.6, 0.0, 0.0, fit_s=3.9) == "DESC - done - 5 s from Start to end"
     line = steps("cluster", umap=True)
     assert line.index("✓ pretraining") < line.index("▶ clustering") < line.index("computing the UMAP")
     assert umap_seconds(10_000) > umap_seconds(1_000) > 0
