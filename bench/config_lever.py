@@ -1,0 +1,70 @@
+"""Issue 8 lever: one setting of the method's config, judged from the start to the end of the stage.
+
+``python -m bench.config_lever <desc|scdcc> <setting> <v1,v2,...> [seeds]``, e.g.
+``python -m bench.config_lever scdcc noise_sigma 2.5,1,0 0,1,2``: every dev set, true k, seeds 0, 1,
+2 unless given. For each value the model pretrains and the clustering stage runs with the method's
+default config otherwise. Prints the ARI of the start and at the end of the stage, the seed-to-seed
+agreement at the end and the fit time; the per-seed rows go to
+``bench/scratch/config_lever_<method>_<setting>.csv``. For settings that act on pretraining (the
+embedding's size, the input noise), where :mod:`bench.levers`' same-weights harness cannot be used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+
+
+def parse_values(method: str, setting: str, values: str) -> list[Any]:
+    """The comma-separated ``values`` as the type of the setting's default (an unknown setting is an error)."""
+    from scdeep_core.config import CONFIG_CLASSES
+
+    fields = {f.name: f for f in dataclasses.fields(CONFIG_CLASSES[method])}
+    if setting not in fields:
+        raise SystemExit(f"{method} has no setting {setting!r}; known: {', '.join(sorted(fields))}")
+    kind = type(fields[setting].default)
+    return [kind(float(v)) if kind in (int, float) else v for v in values.split(",")]
+
+
+def main(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
+    from scdeep_core import api, metrics
+    from scdeep_core.config import config_for
+
+    from .levers import dev_sets, print_summary, save_rows
+
+    rows, labels = [], {}
+    for name, adata, key, k in dev_sets():
+        for value in parse_values(method, setting, values):
+            for seed in map(int, seeds.split(",")):
+                t0 = time.perf_counter()
+                cfg = config_for(method, n_clusters=k, seed=seed, **{setting: value})
+                pre = api.pretrain(adata, cfg, label_key=key)
+                res = api.recluster(adata, pre, copy=True)
+                truth = adata.obs[key].astype(str).to_numpy()[res.cell_mask]
+                labels[name, value, seed] = res.labels
+                rows.append(
+                    {
+                        "dataset": name,
+                        setting: value,
+                        "seed": seed,
+                        "start_method": (res.start or {}).get("method"),
+                        "start": res.init_scores.get("ari"),
+                        "end": metrics.ari(truth, res.labels),
+                        "converged": res.converged,
+                        "fit_s": round(time.perf_counter() - t0, 1),
+                    }
+                )
+                print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    print_summary(df, setting, labels, extra=("fit_s",))
+    save_rows(df, f"config_lever_{method}_{setting}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:])
