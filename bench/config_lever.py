@@ -5,7 +5,7 @@
 2 unless given. For each value the model pretrains and the clustering stage runs with the method's
 default config otherwise. Prints the ARI of the start and at the end of the stage, the seed-to-seed
 agreement at the end and the fit time; the per-seed rows go to
-``bench/scratch/config_lever_<method>_<setting>.csv``. For settings that act on pretraining (the
+``bench/scratch/config_lever_<method>_<setting>_<values>.csv``. For settings that act on pretraining (the
 embedding's size, the input noise), where :mod:`bench.levers`' same-weights harness cannot be used.
 """
 
@@ -61,7 +61,7 @@ def main(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print_summary(df, setting, labels, extra=("fit_s",))
-    save_rows(df, f"config_lever_{method}_{setting}")
+    save_rows(df, f"config_lever_{method}_{setting}_{values.replace(',', '_')}")
 
 
 if __name__ == "__main__":

@@ -270,6 +270,8 @@ def test_newcomer_path(server, tmp_path):
         assert any(
             re.search(r"DESC - pretraining the autoencoder - \d+ s elapsed - about \d+ s left", t) for t in bar_texts
         ), bar_texts
+        done_bar = page.locator('div[data-testid="stProgress"]').first.inner_text()
+        assert re.search(r"DESC - done - \d+ s from Start to end", done_bar), done_bar  # no "elapsed" still counting
         epochs = re.search(r"(\d+) clustering epochs", summary.inner_text())
         assert epochs and int(epochs.group(1)) >= 3, summary.inner_text()  # the clustering stage ran several updates
         shot(page, "5_desc_done")
