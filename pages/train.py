@@ -35,6 +35,10 @@ from scdeep_core.results import result_columns
 
 require_app()
 ss = st.session_state
+# The user's choices stay while another page is open (Streamlit forgets an undrawn widget's value by
+# default, so a visit to Explore put Train back to scDCC, the fast preset and an automatic k).
+# Those that belong to the data go when the data changes (pages.common.set_dataset).
+KEEP = "session"
 st.title("Train")
 if ss.adata is None:
     st.info("Load a dataset on the **Data** page first (the built-in PBMC works offline).")
@@ -46,13 +50,14 @@ DESCRIPTIONS = {
     "scdcc": "**scDCC** models raw counts with a zero-inflated negative binomial (three output heads), then trains "
     "clustering and reconstruction together; optional must-link / cannot-link pairs add prior knowledge.",
 }
-method = st.radio("Method", ["scdcc", "desc"], format_func=str.upper, horizontal=True, key="method")
+method = st.radio("Method", ["scdcc", "desc"], format_func=str.upper, horizontal=True, key="method", persist_state=KEEP)
 st.markdown(DESCRIPTIONS[method])
 preset = st.radio(
     "Preset",
     list(PRESETS),
     format_func=lambda name: f"{name.capitalize()}: {PRESET_HELP[name]}",
     key="preset",
+    persist_state=KEEP,
     help="**Thorough** pretrains three models from different seeds, starts them from one clustering of their "
     "embeddings side by side and averages their soft assignments, for about three times the time. On our five "
     "benchmark datasets two runs of the same data agreed more on every one, with both methods. With a given k, "
@@ -82,10 +87,12 @@ def setting_widget(setting: Setting, col) -> None:
     """The input of one setting; plain words first, the config's own name (API, CLI, saved config) in brackets."""
     label, key, value = f"{setting.label} ({setting.name})", f"hp_{method}_{setting.name}", setting.defaults[method]
     if setting.choices:
-        col.selectbox(label, setting.choices, index=setting.choices.index(value), help=setting.help, key=key)
+        col.selectbox(
+            label, setting.choices, index=setting.choices.index(value), help=setting.help, key=key, persist_state=KEEP
+        )
         return
     if setting.kind is str:
-        col.text_input(label, value, help=setting.help, key=key)
+        col.text_input(label, value, help=setting.help, key=key, persist_state=KEEP)
         return
     lo, hi = setting.bounds or (None, None)
     if setting.name == "n_top_genes":  # not 2000 on a 765-gene set
@@ -100,6 +107,7 @@ def setting_widget(setting: Setting, col) -> None:
         format="%g" if cast is float else None,
         help=setting.help,
         key=key,
+        persist_state=KEEP,
     )
 
 
@@ -111,6 +119,7 @@ batch_choice = st.selectbox(
     index=BATCH_OPTIONS.index(ss.get("batch_key")) if ss.get("batch_key") in BATCH_OPTIONS else 0,
     help=fields["batch_key"].metadata["help"],
     key="batch_select",
+    persist_state=KEEP,
 )
 ss.batch_key = None if batch_choice == NO_BATCH else batch_choice
 if ss.batch_key is not None:
@@ -131,7 +140,9 @@ K_HELP = (
     'best starts the clustering stage ("initial clusters with a given k" under Advanced settings).'
 )
 c1, c2 = st.columns(2)
-k_mode = c1.radio("Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP)
+k_mode = c1.radio(
+    "Number of clusters", list(K_MODES), format_func=K_MODES.get, key="k_mode", help=K_HELP, persist_state=KEEP
+)
 if k_mode == "k":
     guess = int(ss.adata.obs[ss.label_key].nunique()) if ss.label_key else 8
     c2.number_input(
@@ -141,10 +152,18 @@ if k_mode == "k":
         min(max(guess, 2), max(2, ss.adata.n_obs - 1)),
         help=fields["n_clusters"].metadata["help"],
         key="hp_k",
+        persist_state=KEEP,
     )
 elif k_mode == "resolution":
     c2.slider(
-        "Leiden resolution", 0.05, 3.0, 1.0, 0.05, help=fields["resolution"].metadata["help"], key="hp_resolution"
+        "Leiden resolution",
+        0.05,
+        3.0,
+        1.0,
+        0.05,
+        help=fields["resolution"].metadata["help"],
+        key="hp_resolution",
+        persist_state=KEEP,
     )
 else:
     c2.caption("k is chosen after pretraining by Leiden stability on the learned embedding.")
@@ -156,6 +175,7 @@ with st.expander("Hyperparameters", expanded=False):
         ",".join(map(str, defaults.hidden_dims)),
         help=fields["hidden_dims"].metadata["help"],
         key=f"hp_{method}_hidden",
+        persist_state=KEEP,
     )
     c2.number_input(
         "pretrain epochs (0 = auto)",
@@ -164,6 +184,7 @@ with st.expander("Hyperparameters", expanded=False):
         0,
         help=fields["pretrain_epochs"].metadata["help"],
         key=f"hp_{method}_pre",
+        persist_state=KEEP,
     )
     for i, setting in enumerate([s for s in FORM if not s.advanced]):
         setting_widget(setting, (c3, c1, c2)[i % 3])
@@ -183,6 +204,7 @@ if method == "scdcc":
             "source",
             ["none", "labels", "pairs", "obsm"],
             key="c_source",
+            persist_state=KEEP,
             format_func={
                 "none": "none",
                 "labels": "a label column (reveal a fraction of cells)",
@@ -191,18 +213,18 @@ if method == "scdcc":
             }.get,
         )
         if constraint_source == "labels":
-            st.selectbox("label column", list(ss.adata.obs.columns), key="c_label")
-            st.slider("fraction of cells revealed", 0.01, 0.5, 0.1, 0.01, key="c_fraction")
-            st.number_input("number of pairs", 10, 1_000_000, 2000, key="c_pairs")
+            st.selectbox("label column", list(ss.adata.obs.columns), key="c_label", persist_state=KEEP)
+            st.slider("fraction of cells revealed", 0.01, 0.5, 0.1, 0.01, key="c_fraction", persist_state=KEEP)
+            st.number_input("number of pairs", 10, 1_000_000, 2000, key="c_pairs", persist_state=KEEP)
         elif constraint_source == "pairs":
             st.file_uploader("CSV with columns cell1, cell2, type (ml or cl)", type=["csv", "tsv", "txt"], key="c_file")
         elif constraint_source == "obsm":
-            st.selectbox("matrix", list(ss.adata.obsm.keys()) or ["(none available)"], key="c_obsm")
-            st.number_input("pairs of each kind", 10, 1_000_000, 2000, key="c_pairs")
+            st.selectbox("matrix", list(ss.adata.obsm.keys()) or ["(none available)"], key="c_obsm", persist_state=KEEP)
+            st.number_input("pairs of each kind", 10, 1_000_000, 2000, key="c_pairs", persist_state=KEEP)
         if constraint_source != "none":
             c1, c2 = st.columns(2)
-            c1.number_input("must-link weight", 0.0, 100.0, 1.0, key="c_ml")
-            c2.number_input("cannot-link weight", 0.0, 100.0, 1.0, key="c_cl")
+            c1.number_input("must-link weight", 0.0, 100.0, 1.0, key="c_ml", persist_state=KEEP)
+            c2.number_input("cannot-link weight", 0.0, 100.0, 1.0, key="c_cl", persist_state=KEEP)
 
 
 def build_config():

@@ -389,3 +389,31 @@ def test_the_train_form_is_made_from_the_config_fields():
     wait_for_run(at)
     assert at.session_state["runs"]["desc"].config["min_cluster_epochs"] == 2
     assert at.session_state["runs"]["desc"].config["init_method"] == "kmeans"
+
+
+def test_train_choices_survive_other_pages_until_the_data_changes():
+    """Streamlit forgets a widget's value after a run that does not draw it: a visit to Explore
+    used to put the Train page back to scDCC, the fast preset and an automatic k."""
+    at = load_builtin(new_app())
+    at.switch_page("pages/train.py").run()
+    at.radio(key="method").set_value("desc").run()
+    at.radio(key="preset").set_value("thorough").run()
+    at.radio(key="k_mode").set_value("k").run()
+    at.number_input(key="hp_k").set_value(6).run()
+    at.number_input(key="hp_desc_dropout").set_value(0.3).run()
+    for page in ("pages/explore.py", "pages/learn.py", "pages/data.py"):
+        at.switch_page(page).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.warning
+    assert (at.radio(key="method").value, at.radio(key="preset").value, at.radio(key="k_mode").value) == (
+        "desc",
+        "thorough",
+        "k",
+    )
+    assert at.number_input(key="hp_k").value == 6 and at.number_input(key="hp_desc_dropout").value == 0.3
+    # Other data: the method and preset stay, k goes back to the new data's number of labelled types.
+    at.switch_page("pages/data.py").run()
+    load_builtin(at, "simulated")
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and at.radio(key="method").value == "desc"
+    assert at.number_input(key="hp_k").value == at.session_state["adata"].obs[at.session_state["label_key"]].nunique()

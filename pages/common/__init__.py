@@ -126,6 +126,9 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
         "colour_by",
         "batch_key",  # a column of the old data
         "batch_select",
+        "hp_k",  # its default is the new data's number of labelled types
+        "c_label",  # constraint settings naming the old data's columns
+        "c_obsm",
         "teach",  # constraint selections name the old data's cells
         "taught_from",
         "standard_labels",
@@ -140,6 +143,7 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
     derived += [
         key for key in ss if str(key).startswith("markers_")
     ]  # per run key: "desc" again on new data is another run
+    derived += [key for key in ss if str(key).endswith("_n_top_genes")]  # bounded by the new data's genes
     for key in derived:
         ss.pop(key, None)
 
