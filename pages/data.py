@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import DatasetBusyError, end_page, require_app, session_figure, set_dataset
+from pages.common import KEEP, DatasetBusyError, end_page, require_app, session_figure, set_dataset
 from scdeep_core import datasets, figures, io, pp, static_figures
 from scdeep_core.errors import InputError
 from scdeep_core.results import result_columns
@@ -20,7 +20,7 @@ st.title("Data")
 DATA_DIR = os.environ.get("SCDEEP_DATA_DIR")
 SOURCES = ["Built-in dataset", "Upload a file"] + (["Data folder on the server"] if DATA_DIR else [])
 loaded_now = st.empty()  # filled once this run's loading is done: the loaders show what *could* be loaded
-source = st.radio("Load other data from", SOURCES, horizontal=True, key="data_source")
+source = st.radio("Load other data from", SOURCES, horizontal=True, key="data_source", persist_state=KEEP)
 
 
 def load(loader, name: str, recipe: str, temp_name: str | None = None) -> None:
@@ -40,27 +40,44 @@ def load(loader, name: str, recipe: str, temp_name: str | None = None) -> None:
 
 if source == "Built-in dataset":
     which = st.selectbox(
-        "Dataset", list(datasets.BUILTIN), format_func=lambda k: datasets.BUILTIN[k], key="builtin_name"
+        "Dataset",
+        list(datasets.BUILTIN),
+        format_func=lambda k: datasets.BUILTIN[k],
+        key="builtin_name",
+        persist_state=KEEP,
     )
     params = {}
     if which == "simulated":
         c1, c2, c3 = st.columns(3)
         params = dict(
-            n_cells=c1.slider("cells", 100, 20000, 1000, step=100),
-            n_genes=c2.slider("genes", 100, 5000, 1000, step=100),
-            n_groups=c3.slider("groups", 2, 20, 4),
-            separation=c1.slider("separation", 0.2, 4.0, 1.5, 0.1),
-            dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05),
-            seed=int(c3.number_input("seed", 0, 10**6, 0)),
+            n_cells=c1.slider("cells", 100, 20000, 1000, step=100, key="sim_cells", persist_state=KEEP),
+            n_genes=c2.slider("genes", 100, 5000, 1000, step=100, key="sim_genes", persist_state=KEEP),
+            n_groups=c3.slider("groups", 2, 20, 4, key="sim_groups", persist_state=KEEP),
+            separation=c1.slider("separation", 0.2, 4.0, 1.5, 0.1, key="sim_separation", persist_state=KEEP),
+            dropout=c2.slider("dropout", 0.0, 0.9, 0.2, 0.05, key="sim_dropout", persist_state=KEEP),
+            seed=int(c3.number_input("seed", 0, 10**6, 0, key="sim_seed", persist_state=KEEP)),
         )
         n_batches = c1.slider(
-            "batches", 1, 6, 1, key="sim_batches", help="Cells spread over batches that shift every gene's level."
+            "batches",
+            1,
+            6,
+            1,
+            key="sim_batches",
+            persist_state=KEEP,
+            help="Cells spread over batches that shift every gene's level.",
         )
         if n_batches > 1:  # a technical effect on top of the same groups: try the batch column on Train
             params.update(
                 n_batches=n_batches,
                 batch_effect=c2.slider(
-                    "batch effect", 0.0, 2.0, 0.5, 0.1, key="sim_batch_effect", help="SD of the per-gene log shift."
+                    "batch effect",
+                    0.0,
+                    2.0,
+                    0.5,
+                    0.1,
+                    key="sim_batch_effect",
+                    persist_state=KEEP,
+                    help="SD of the per-gene log shift.",
                 ),
             )
     if st.button("Load dataset", type="primary", key="load_builtin"):
@@ -71,7 +88,10 @@ if source == "Built-in dataset":
         )
 elif source == "Upload a file":
     orientation = st.selectbox(
-        "Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="orientation"
+        "Table orientation (CSV/TSV only)",
+        ["auto", "cells_x_genes", "genes_x_cells"],
+        key="orientation",
+        persist_state=KEEP,
     )
     up = st.file_uploader(
         "h5ad, 10x .h5, a 10x folder as .zip/.tar.gz, CSV/TSV (.gz), .loom, or an scDCC .h5 (X, Y)",
@@ -110,9 +130,14 @@ else:
     if not files:
         st.info("The server's data folder holds no data files (h5ad, 10x, CSV/TSV, loom, archives).")
     else:
-        name = st.selectbox("File or 10x folder in the server's data folder", files, key="server_file")
+        name = st.selectbox(
+            "File or 10x folder in the server's data folder", files, key="server_file", persist_state=KEEP
+        )
         orientation = st.selectbox(
-            "Table orientation (CSV/TSV only)", ["auto", "cells_x_genes", "genes_x_cells"], key="server_orientation"
+            "Table orientation (CSV/TSV only)",
+            ["auto", "cells_x_genes", "genes_x_cells"],
+            key="server_orientation",
+            persist_state=KEEP,
         )
         if st.button("Load", key="load_path"):
             load(

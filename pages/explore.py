@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import end_page, k_selection_of, k_selection_panel, require_app, session_figure
+from pages.common import KEEP, end_page, k_selection_of, k_selection_panel, require_app, session_figure
 from scdeep_core import figures, metrics, starts
 from scdeep_core.annotation import annotation_column, merge, rename, split, start_annotation
 from scdeep_core.colours import colour_map
@@ -206,7 +206,7 @@ options = (
     + ([f"batch: {batch_key}"] if batch_key in adata.obs else [])
     + ["other obs column", "gene"]
 )
-colour = st.radio("Colour by", options, horizontal=True, key="colour_by")
+colour = st.radio("Colour by", options, horizontal=True, key="colour_by", persist_state=KEEP)
 column, colour_title = None, ""
 if colour == "cluster":
     column = f"{key}_cluster"
@@ -221,10 +221,10 @@ elif colour.startswith("label"):
 elif colour.startswith("batch"):
     column = batch_key
 elif colour == "other obs column":
-    col = st.selectbox("column", list(adata.obs.columns), key="obs_col")
+    col = st.selectbox("column", list(adata.obs.columns), key="obs_col", persist_state=KEEP)
     values, colour_title = adata.obs[col], col
 else:
-    gene = st.selectbox("gene", list(adata.var_names), key="gene")
+    gene = st.selectbox("gene", list(adata.var_names), key="gene", persist_state=KEEP)
     x = adata.layers["counts"][:, adata.var_names.get_loc(gene)] if "counts" in adata.layers else adata[:, gene].X
     values = pd.Series(np.log1p(np.asarray(x.todense()).ravel() if hasattr(x, "todense") else np.asarray(x).ravel()))
     colour_title = f"{gene}<br>log(1 + count)"
@@ -277,7 +277,7 @@ if result.constraints is not None and parent in ss.runs and f"{parent}_cluster" 
     before_after(parent)
 
 st.subheader("Confidence")
-threshold = st.slider("low-confidence threshold (max q)", 0.0, 1.0, 0.5, 0.05, key="conf_threshold")
+threshold = st.slider("low-confidence threshold (max q)", 0.0, 1.0, 0.5, 0.05, key="conf_threshold", persist_state=KEEP)
 conf = adata.obs[f"{key}_confidence"].to_numpy()
 st.plotly_chart(
     figures.confidence_by_cluster(
@@ -388,7 +388,7 @@ if "standard_labels" in ss:
         st.markdown(f"- {sentence}")
 
 st.subheader("Marker genes")
-n_markers = st.slider("genes per cluster", 1, 20, 5, key="n_markers")
+n_markers = st.slider("genes per cluster", 1, 20, 5, key="n_markers", persist_state=KEEP)
 if st.button("Find marker genes", key="markers_btn"):
     with st.spinner("Ranking genes (t-test, each cluster vs rest)..."):
         ss[f"markers_{key}"] = marker_genes(adata, f"{key}_cluster", n_genes=n_markers)

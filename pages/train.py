@@ -7,6 +7,7 @@ import tempfile
 import streamlit as st
 
 from pages.common import (
+    KEEP,
     current_job,
     end_page,
     harvest,
@@ -35,10 +36,6 @@ from scdeep_core.results import result_columns
 
 require_app()
 ss = st.session_state
-# The user's choices stay while another page is open (Streamlit forgets an undrawn widget's value by
-# default, so a visit to Explore put Train back to scDCC, the fast preset and an automatic k).
-# Those that belong to the data go when the data changes (pages.common.set_dataset).
-KEEP = "session"
 st.title("Train")
 if ss.adata is None:
     st.info("Load a dataset on the **Data** page first (the built-in PBMC works offline).")

@@ -101,8 +101,13 @@ def test_train_desc_then_explore_results():
     assert -1 <= float(metrics["agreement (ARI)"]) <= 1 and int(metrics["standard clusters"]) >= 2
     assert at.session_state["standard_labels"].shape == (700,)
     at.radio(key="colour_by").set_value("confidence (max q)").run()
+    at.slider(key="conf_threshold").set_value(0.7).run()
     at.button(key="markers_btn").click().run()
     assert not at.exception and len(at.dataframe) >= 1
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/explore.py").run()
+    assert at.radio(key="colour_by").value == "confidence (max q)", "the view is as the user left it"
+    assert at.slider(key="conf_threshold").value == 0.7
     # one colour per cluster, stored the scanpy way and used by the UMAP and the box plot alike
     colours = list(adata.uns["desc_cluster_colors"])
     assert len(colours) == adata.obs["desc_cluster"].cat.categories.size
@@ -391,10 +396,16 @@ def test_the_train_form_is_made_from_the_config_fields():
     assert at.session_state["runs"]["desc"].config["init_method"] == "kmeans"
 
 
-def test_train_choices_survive_other_pages_until_the_data_changes():
+def test_choices_survive_other_pages_until_the_data_changes():
     """Streamlit forgets a widget's value after a run that does not draw it: a visit to Explore
     used to put the Train page back to scDCC, the fast preset and an automatic k."""
     at = load_builtin(new_app())
+    # The Data page's choice of what to load next stays too.
+    at.selectbox(key="builtin_name").set_value("simulated").run()
+    at.slider(key="sim_groups").set_value(6).run()
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="builtin_name").value == "simulated" and at.slider(key="sim_groups").value == 6
     at.switch_page("pages/train.py").run()
     at.radio(key="method").set_value("desc").run()
     at.radio(key="preset").set_value("thorough").run()

@@ -13,6 +13,12 @@ from scdeep_core.jobs import BusyError, JobRegistry, TrainingJob
 from scdeep_core.results import write_to_adata
 from scdeep_core.worker import warm_up
 
+#: ``persist_state`` of every widget holding a user's choice: it stays while another page is open.
+#: (By default Streamlit forgets an undrawn widget's value, so a visit to Explore put Train back to
+#: scDCC, the fast preset and an automatic k.) Choices that belong to the data go when the data
+#: changes (:func:`set_dataset`); a kept value the new options lack falls back to the default.
+KEEP = "session"
+
 
 @st.cache_resource
 def registry() -> JobRegistry:
@@ -124,6 +130,8 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
         "_h5ad_download",
         "annotation_edits",
         "colour_by",
+        "obs_col",  # Explore's colour by a column or a gene of the old data
+        "gene",
         "batch_key",  # a column of the old data
         "batch_select",
         "hp_k",  # its default is the new data's number of labelled types
