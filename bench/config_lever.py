@@ -7,6 +7,11 @@ default config otherwise. Prints the ARI of the start and at the end of the stag
 agreement at the end and the fit time; the per-seed rows go to
 ``bench/scratch/config_lever_<method>_<setting>_<values>.csv``. For settings that act on pretraining (the
 embedding's size, the input noise), where :mod:`bench.levers`' same-weights harness cannot be used.
+
+``python -m bench.config_lever --same-weights <desc|scdcc> <setting> <v1,v2,...> [seeds]`` is for
+settings of the clustering stage alone (its learning rate, length, KL weight): each dev set and seed
+pretrains once, and the stage runs from those same weights once per value, so the differences are
+the setting's alone. Its CSV is ``bench/scratch/stage_lever_<method>_<setting>_<values>.csv``.
 """
 
 from __future__ import annotations
@@ -64,7 +69,34 @@ def main(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
     save_rows(df, f"config_lever_{method}_{setting}_{values.replace(',', '_')}")
 
 
+def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
+    """The clustering stage with each value of a stage setting, from the same pretrained weights."""
+    from scdeep_core import api
+
+    from .levers import print_summary, save_rows, stage_from_same_weights
+
+    engine_recluster = api.recluster
+
+    def with_value(value: Any):
+        def recluster(adata, pretrained, config=None, **kwargs):
+            cfg = dataclasses.replace(config or pretrained.cfg, **{setting: value})
+            return engine_recluster(adata, pretrained, cfg, **kwargs)
+
+        return recluster
+
+    parsed = parse_values(method, setting, values)
+    df = stage_from_same_weights(
+        method, api, "recluster", lambda *_: {v: with_value(v) for v in parsed}, seeds=list(map(int, seeds.split(",")))
+    )
+    df = df.rename(columns={"variant": setting})
+    print_summary(df, setting, df.attrs["labels"], extra=("stage_s",))
+    save_rows(df, f"stage_lever_{method}_{setting}_{values.replace(',', '_')}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
+    args = sys.argv[1:]
+    run = same_weights if args[:1] == ["--same-weights"] else main
+    args = args[1:] if run is same_weights else args
+    if len(args) < 3:
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
+    run(*args)

@@ -90,7 +90,7 @@ def stage_from_same_weights(
     module: ModuleType,
     attribute: str,
     variants: Callable[[ad.AnnData, Any, int], dict[Any, Callable | dict[tuple[ModuleType, str], Callable] | None]],
-    seeds: range = range(3),
+    seeds: Iterable[int] = range(3),
 ) -> pd.DataFrame:
     """ARI at the start and the end of the clustering stage for each variant, dev set and seed.
 

@@ -1,6 +1,7 @@
 """Issue 8 lever: how long the clustering stage may run, judged from the same pretrained models.
 
-``python -m bench.stage_length_lever [desc|scdcc]``: every dev set, true k, seeds 0, 1, 2. Each seed
+``python -m bench.stage_length_lever [desc|scdcc]`` is ``python -m bench.config_lever --same-weights
+<method> max_cluster_epochs 100,20,10``: every dev set, true k, seeds 0, 1, 2. Each seed
 pretrains once; the stage then runs from the same weights with at most 100, 20 (the default since
 sections 15e/15f) or 10 epochs (``max_cluster_epochs``, set explicitly for every variant; the tol
 check still stops it earlier, after ``min_cluster_epochs``).
@@ -10,30 +11,15 @@ without converging: a shorter stage is the simplest way not to drift far.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
-CAPS = (100, 20, 10)
+from .config_lever import same_weights
+
+CAPS = "100,20,10"
 
 
 def main(method: str = "desc") -> None:
-    from scdeep_core import api
-
-    from .levers import print_summary, save_rows, stage_from_same_weights
-
-    engine_recluster = api.recluster
-
-    def capped(cap: int):
-        def recluster(adata, pretrained, config=None, **kwargs):
-            cfg = dataclasses.replace(config or pretrained.cfg, max_cluster_epochs=cap)
-            return engine_recluster(adata, pretrained, cfg, **kwargs)
-
-        return recluster
-
-    df = stage_from_same_weights(method, api, "recluster", lambda *_: {cap: capped(cap) for cap in CAPS})
-    df = df.rename(columns={"variant": "most epochs"})
-    print_summary(df, "most epochs", df.attrs["labels"], extra=("stage_s",))
-    save_rows(df, f"stage_length_lever_{method}")
+    same_weights(method, "max_cluster_epochs", CAPS)
 
 
 if __name__ == "__main__":
