@@ -61,6 +61,9 @@ class Pretrained:
     stopped: bool = False
     k_selection: KSelection | None = None
     members: list[Pretrained] = field(default_factory=list)  # the other models of a consensus (n_models > 1)
+    # torch's CPU random state when pretraining ended: every clustering stage from this model starts
+    # there (DESC's dropout draws from it), so a re-cluster gives fit's labels whatever ran before it.
+    rng_state: torch.Tensor | None = None
 
     @property
     def n_cells(self) -> int:
@@ -208,6 +211,7 @@ def pretrain(
     first.history = list(monitor.history)
     first.pretrain_s = time.perf_counter() - started
     first.stopped = monitor.stop_requested
+    first.rng_state = torch.get_rng_state()
     return first
 
 
@@ -453,6 +457,8 @@ def cluster(
             notes, "The initial clustering found a single cluster: raise the Leiden resolution or give k.", warning=True
         )
     models, seeds = pre.models, cfg.model_seeds()
+    if pre.rng_state is not None:
+        torch.set_rng_state(pre.rng_state)
     stages: list[_Stage] = []
     for index, member in enumerate(models):
         # Once stopped, the models left vote with their soft assignment at the start, as one model does.
@@ -535,7 +541,10 @@ def _run_stage(
     stage = "pretrain" if monitor.stop_requested or pre.stopped else "cluster"
     delta = None
     if stage == "cluster" and init_labels.max() >= 1:
-        hooks = pre.hooks if pairs is None else hooks_for(cfg, pre.data, pairs, model_device(model))
+        # Hooks of this stage's own config (its learning rate, alpha, gamma), with the pretraining's pairs
+        # unless new ones are given; the pretraining's hooks would silently keep the pretraining's values.
+        pairs = pairs if pairs is not None else getattr(pre.hooks, "pairs", None)
+        hooks = hooks_for(cfg, pre.data, pairs, model_device(model))
         hooks.reseed(cfg.seed)
         out = cluster_stage(
             model,

@@ -42,6 +42,27 @@ def test_same_seed_same_labels(small_sim):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("method", ["desc", "scdcc"])
+def test_recluster_repeats_fit_and_uses_its_own_stage_settings(small_sim, method):
+    """A re-cluster with fit's config gives fit's result, whatever drew random numbers in between
+    (DESC's dropout used to draw from wherever the process's stream was); a stage setting given to
+    re-cluster is the one used (the pretraining's hooks used to keep the pretraining's)."""
+    import dataclasses
+
+    import torch
+
+    cfg = sd.config_for(method, n_clusters=3, **FAST)
+    fitted = sd.fit(small_sim, cfg, copy=True)
+    torch.rand(1000)  # anything else in the process
+    again = sd.recluster(small_sim, fitted.pretrained, cfg, copy=True)
+    np.testing.assert_array_equal(again.q, fitted.q)
+    faster = sd.recluster(
+        small_sim, fitted.pretrained, dataclasses.replace(cfg, cluster_lr=cfg.cluster_lr * 100), copy=True
+    )
+    assert faster.config["cluster_lr"] == cfg.cluster_lr * 100
+    assert not np.allclose(faster.q, fitted.q), "the stage ran at the learning rate it was given"
+
+
 def test_leiden_when_k_unknown(small_sim):
     res = sd.fit(small_sim, sd.DESCConfig(n_clusters=None, resolution=0.5, **FAST), label_key="group")
     assert 2 <= res.n_clusters <= 8
