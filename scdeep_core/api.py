@@ -13,7 +13,7 @@ import pandas as pd
 from . import constraints as cons
 from . import metrics, recipe
 from .backed import prepare_backed
-from .config import BaseConfig, ConfigError, SCDCCConfig, config_for
+from .config import PRETRAINING_SETTINGS, BaseConfig, ConfigError, SCDCCConfig, config_for
 from .device import resolve_device
 from .distributed import current as current_ranks
 from .errors import InputError
@@ -225,7 +225,10 @@ def recluster(
         From :func:`pretrain` (or ``TrainingJob.pretrained``); its weights are not changed.
     config
         Clustering settings; defaults to the pretraining config. For another k, e.g.
-        ``dataclasses.replace(pretrained.cfg, n_clusters=12)``.
+        ``dataclasses.replace(pretrained.cfg, n_clusters=12)``. A method name gives that method's
+        default clustering settings on this model. Settings that made the model
+        (:data:`~scdeep_core.config.PRETRAINING_SETTINGS`, ``batch_key``, ``n_models``) must be the
+        pretraining's: to change them, pretrain again.
     constraints
         scDCC only: pairwise constraints for this clustering stage instead of the pretraining's,
         as selections of cells (:class:`~scdeep_core.constraints.Selection`: ``"same"`` type, or
@@ -251,6 +254,19 @@ def recluster(
     if cfg.method != pretrained.method:
         raise ConfigError(
             f"A {type(cfg).__name__} cannot re-cluster a {pretrained.method} model: give a {pretrained.method} config."
+        )
+    made_model = [name for name in PRETRAINING_SETTINGS if hasattr(cfg, name)]
+    if isinstance(config, str):  # the method's default clustering on this model, which was made as it was
+        cfg = dataclasses.replace(cfg, **{name: getattr(pretrained.cfg, name) for name in made_model})
+    changed = [name for name in made_model if getattr(cfg, name) != getattr(pretrained.cfg, name)]
+    if changed:
+        raise ConfigError(
+            "These settings made the pretrained model and cannot change in a re-cluster: "
+            + ", ".join(
+                f"{name} = {getattr(cfg, name)!r} (pretrained with {getattr(pretrained.cfg, name)!r})"
+                for name in changed
+            )
+            + ". Pretrain again to change them, or start from dataclasses.replace(pretrained.cfg, ...)."
         )
     if cfg.batch_key != pretrained.cfg.batch_key:
         raise ConfigError(

@@ -330,6 +330,21 @@ class SCDCCConfig(BaseConfig):
 
 CONFIG_CLASSES: dict[str, type[BaseConfig]] = {"desc": DESCConfig, "scdcc": SCDCCConfig}
 
+#: Settings that make the pretrained model (its genes, input, network, training and pretraining pairs):
+#: a re-cluster cannot change them, only pretraining again can (``batch_key`` and ``n_models`` too).
+PRETRAINING_SETTINGS = (
+    "n_top_genes",
+    "scale_max_value",
+    "hidden_dims",
+    "latent_dim",
+    "pretrain_epochs",
+    "pretrain_patience",
+    "pretrain_min_delta",
+    "lr",
+    "dropout",
+    "constraints",
+)
+
 MODEL_SEED_STEP = 3
 # The accuracy/time trade-off offered to the user (issue 8): settings a preset changes from the defaults.
 # "thorough" is a consensus of three models, for about 3x the time. Over five dev sets x 3 seeds it

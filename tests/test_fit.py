@@ -61,6 +61,11 @@ def test_recluster_repeats_fit_and_uses_its_own_stage_settings(small_sim, method
     )
     assert faster.config["cluster_lr"] == cfg.cluster_lr * 100
     assert not np.allclose(faster.q, fitted.q), "the stage ran at the learning rate it was given"
+    # A setting that made the model cannot change in a re-cluster: said, not recorded as if it had.
+    with pytest.raises(sd.ConfigError, match=r"latent_dim = 16 \(pretrained with 8\).*Pretrain again"):
+        sd.recluster(small_sim, fitted.pretrained, dataclasses.replace(cfg, latent_dim=16), copy=True)
+    defaults = sd.recluster(small_sim, fitted.pretrained, method, copy=True)  # the method's default clustering
+    assert defaults.config["latent_dim"] == 8 and defaults.config["n_clusters"] == "auto"
 
 
 def test_leiden_when_k_unknown(small_sim):
