@@ -11,7 +11,9 @@ embedding's size, the input noise), where :mod:`bench.levers`' same-weights harn
 ``python -m bench.config_lever --same-weights <desc|scdcc> <setting> <v1,v2,...> [seeds]`` is for
 settings of the clustering stage alone (its learning rate, length, KL weight): each dev set and seed
 pretrains once, and the stage runs from those same weights once per value, so the differences are
-the setting's alone. Its CSV is ``bench/scratch/stage_lever_<method>_<setting>_<values>.csv``.
+the setting's alone. Its CSV is ``bench/scratch/stage_lever_<method>_<setting>_<values>.csv``. With
+``variants`` as the setting, several settings share the pretrainings:
+``python -m bench.config_lever --same-weights scdcc variants default,cluster_lr=0.0003,gamma=0.3``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,22 @@ def main(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
     save_rows(df, f"config_lever_{method}_{setting}_{values.replace(',', '_')}")
 
 
+def parse_variants(method: str, setting: str, values: str) -> dict[Any, dict[str, Any]]:
+    """``{label: changes}`` for each value: ``{setting: value}``, or with ``setting`` ``variants`` the
+    values are ``name=value`` pairs of any stage settings (``default`` for none), e.g.
+    ``default,cluster_lr=0.0003,gamma=0.3``, so one pretraining per set and seed serves them all."""
+    if setting != "variants":
+        return {v: {setting: v} for v in parse_values(method, setting, values)}
+    variants = {}
+    for item in values.split(","):
+        if item == "default":
+            variants[item] = {}
+            continue
+        name, _, value = item.partition("=")
+        variants[item] = {name: parse_values(method, name, value)[0]}
+    return variants
+
+
 def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
     """The clustering stage with each value of a stage setting, from the same pretrained weights."""
     from scdeep_core import api
@@ -77,20 +95,24 @@ def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2") -
 
     engine_recluster = api.recluster
 
-    def with_value(value: Any):
+    def with_changes(changes: dict[str, Any]):
         def recluster(adata, pretrained, config=None, **kwargs):
-            cfg = dataclasses.replace(config or pretrained.cfg, **{setting: value})
+            cfg = dataclasses.replace(config or pretrained.cfg, **changes)
             return engine_recluster(adata, pretrained, cfg, **kwargs)
 
         return recluster
 
-    parsed = parse_values(method, setting, values)
+    variants = parse_variants(method, setting, values)
     df = stage_from_same_weights(
-        method, api, "recluster", lambda *_: {v: with_value(v) for v in parsed}, seeds=list(map(int, seeds.split(",")))
+        method,
+        api,
+        "recluster",
+        lambda *_: {label: with_changes(changes) for label, changes in variants.items()},
+        seeds=list(map(int, seeds.split(","))),
     )
     df = df.rename(columns={"variant": setting})
     print_summary(df, setting, df.attrs["labels"], extra=("stage_s",))
-    save_rows(df, f"stage_lever_{method}_{setting}_{values.replace(',', '_')}")
+    save_rows(df, f"stage_lever_{method}_{setting}_{values.replace(',', '_').replace('=', '')}")
 
 
 if __name__ == "__main__":
