@@ -27,13 +27,17 @@ import pandas as pd
 
 
 def parse_values(method: str, setting: str, values: str) -> list[Any]:
-    """The comma-separated ``values`` as the type of the setting's default (an unknown setting is an error)."""
+    """The comma-separated ``values`` as the type of the setting's default (an unknown setting is an error);
+    a tuple's items are joined by ``-`` (``hidden_dims`` ``128,256-64``)."""
     from scdeep_core.config import CONFIG_CLASSES
 
     fields = {f.name: f for f in dataclasses.fields(CONFIG_CLASSES[method])}
     if setting not in fields:
         raise SystemExit(f"{method} has no setting {setting!r}; known: {', '.join(sorted(fields))}")
-    kind = type(fields[setting].default)
+    field = fields[setting]
+    kind = type(field.default if field.default is not dataclasses.MISSING else field.default_factory())
+    if kind is tuple:  # layer widths, e.g. 256-64
+        return [tuple(int(width) for width in v.split("-")) for v in values.split(",")]
     return [kind(float(v)) if kind in (int, float) else v for v in values.split(",")]
 
 
