@@ -13,7 +13,8 @@ settings of the clustering stage alone (its learning rate, length, KL weight): e
 pretrains once, and the stage runs from those same weights once per value, so the differences are
 the setting's alone. Its CSV is ``bench/scratch/stage_lever_<method>_<setting>_<values>.csv``. With
 ``variants`` as the setting, several settings share the pretrainings:
-``python -m bench.config_lever --same-weights scdcc variants default,cluster_lr=0.0003,gamma=0.3``.
+``python -m bench.config_lever --same-weights scdcc variants default,cluster_lr=0.0003,gamma=0.3``. A fifth
+argument changes every pretraining the same way: ``... scdcc variants default,alpha=0.5 0,1,2 hidden_dims=128``.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def parse_variants(method: str, setting: str, values: str) -> dict[Any, dict[str
     return variants
 
 
-def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2") -> None:
-    """The clustering stage with each value of a stage setting, from the same pretrained weights."""
+def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2", pretraining: str = "") -> None:
+    """The clustering stage with each value of a stage setting, from the same pretrained weights;
+    ``pretraining`` (``name=value`` pairs joined by ``,``) changes the pretrainings' config."""
     from scdeep_core import api
 
     from .levers import print_summary, save_rows, stage_from_same_weights
@@ -113,10 +115,18 @@ def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2") -
         "recluster",
         lambda *_: {label: with_changes(changes) for label, changes in variants.items()},
         seeds=list(map(int, seeds.split(","))),
+        pretraining={
+            name: value
+            for changes in parse_variants(method, "variants", pretraining).values()
+            for name, value in changes.items()
+        }
+        if pretraining
+        else None,
     )
     df = df.rename(columns={"variant": setting})
     print_summary(df, setting, df.attrs["labels"], extra=("stage_s",))
-    save_rows(df, f"stage_lever_{method}_{setting}_{values.replace(',', '_').replace('=', '')}")
+    name = f"{method}_{setting}_{values}" + (f"_pretrained_{pretraining}" if pretraining else "")
+    save_rows(df, "stage_lever_" + name.replace(",", "_").replace("=", ""))
 
 
 if __name__ == "__main__":

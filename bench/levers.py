@@ -91,6 +91,7 @@ def stage_from_same_weights(
     attribute: str,
     variants: Callable[[ad.AnnData, Any, int], dict[Any, Callable | dict[tuple[ModuleType, str], Callable] | None]],
     seeds: Iterable[int] = range(3),
+    pretraining: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """ARI at the start and the end of the clustering stage for each variant, dev set and seed.
 
@@ -106,6 +107,8 @@ def stage_from_same_weights(
         ``{(module, attribute): callable}`` replaces several functions at once (levers combined).
     seeds
         Seeds of the pretrainings.
+    pretraining
+        Settings that differ from the method's default in every pretraining (e.g. ``hidden_dims``).
 
     Returns
     -------
@@ -125,7 +128,8 @@ def stage_from_same_weights(
         adata = ad.read_h5ad(SHARED / file)
         for seed in seeds:
             t0 = time.perf_counter()
-            pre = api.pretrain(adata, config_for(method, n_clusters=k, seed=seed), label_key=key)
+            cfg = config_for(method, n_clusters=k, seed=seed, **(pretraining or {}))
+            pre = api.pretrain(adata, cfg, label_key=key)
             t_pre = time.perf_counter() - t0
             for label, replacement in variants(adata, pre, seed).items():
                 patches = replacement if isinstance(replacement, dict) else {(module, attribute): replacement}
