@@ -115,11 +115,9 @@ def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2", p
         "recluster",
         lambda *_: {label: with_changes(changes) for label, changes in variants.items()},
         seeds=list(map(int, seeds.split(","))),
-        pretraining={
-            name: value
-            for changes in parse_variants(method, "variants", pretraining).values()
-            for name, value in changes.items()
-        }
+        pretraining=dict(
+            pair for changes in parse_variants(method, "variants", pretraining).values() for pair in changes.items()
+        )
         if pretraining
         else None,
     )

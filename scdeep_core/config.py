@@ -298,7 +298,7 @@ class SCDCCConfig(BaseConfig):
 
     # One hidden layer of 128 (DESC's), not the reference's 256 -> 64: ARI 0.664 against 0.656 over the
     # five dev sets (bladder 0.555 -> 0.618 on every seed, the others within 0.02), seed agreement up on
-    # bladder and cbmc, and pretraining ~20 % faster; a smaller network also gave DESC the better
+    # bladder and cbmc, and pretraining 10-40 % shorter; a smaller network also gave DESC the better
     # embedding (BENCHMARKS.md 7 and 23b).
     hidden_dims: tuple[int, ...] = _like("hidden_dims", (128,))
     # 1.5, not the reference's 2.5: on cbmc (15 types of uneven size) the ARI rises 0.525 -> 0.634 on
