@@ -27,6 +27,7 @@ from scdeep_core.config import (
     ConfigError,
     ConstraintConfig,
     Setting,
+    method_name,
     settings,
 )
 from scdeep_core.device import resolve_device
@@ -47,7 +48,9 @@ DESCRIPTIONS = {
     "scdcc": "**scDCC** models raw counts with a zero-inflated negative binomial (three output heads), then trains "
     "clustering and reconstruction together; optional must-link / cannot-link pairs add prior knowledge.",
 }
-method = st.radio("Method", ["scdcc", "desc"], format_func=str.upper, horizontal=True, key="method", persist_state=KEEP)
+method = st.radio(
+    "Method", ["scdcc", "desc"], format_func=method_name, horizontal=True, key="method", persist_state=KEEP
+)
 st.markdown(DESCRIPTIONS[method])
 preset = st.radio(
     "Preset",

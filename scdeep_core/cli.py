@@ -10,10 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CONFIG_CLASSES, PRESET_HELP, PRESETS, ConfigError, ConstraintConfig, Setting, settings
+from .config import (
+    CONFIG_CLASSES,
+    METHOD_NAMES,
+    PRESET_HELP,
+    PRESETS,
+    ConfigError,
+    ConstraintConfig,
+    Setting,
+    settings,
+)
 from .errors import InputError
 
-METHOD_NAMES = {"desc": "DESC", "scdcc": "scDCC"}
 # Config fields with options of their own above (k, resolution) or a group of their own (constraints).
 SET_ELSEWHERE = {"n_clusters", "resolution", "constraints"}
 # Constraint fields whose option names differ from the field (clearer, and no clash with --label-key).

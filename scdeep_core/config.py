@@ -335,6 +335,15 @@ class SCDCCConfig(BaseConfig):
 
 CONFIG_CLASSES: dict[str, type[BaseConfig]] = {"desc": DESCConfig, "scdcc": SCDCCConfig}
 
+#: How each method is written for people (the papers' spelling), in the CLI and the app.
+METHOD_NAMES = {"desc": "DESC", "scdcc": "scDCC"}
+
+
+def method_name(method: str) -> str:
+    """``method``'s name as its paper writes it (``scdcc`` -> ``scDCC``)."""
+    return METHOD_NAMES.get(method, method.upper())
+
+
 #: Settings that make the pretrained model (its genes, input, network, training and pretraining pairs):
 #: a re-cluster cannot change them, only pretraining again can (``batch_key`` and ``n_models`` too).
 PRETRAINING_SETTINGS = (

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import method_name
+
 # Per-cell costs in seconds, measured on 2 cores over the five dev datasets (909-8,617 cells);
 # see BENCHMARKS.md, section 8. They are only used until a phase has started.
 KMEANS_INIT_S_PER_CELL = 1.5e-4
@@ -273,11 +275,11 @@ def describe(
     the two numbers on the page do not contradict each other.
     """
     if phase in ("done", "stopped", "failed", "cancelled"):
-        text = f"{method.upper()} - {phase} - {elapsed:.0f} s from Start to end"
+        text = f"{method_name(method)} - {phase} - {elapsed:.0f} s from Start to end"
         if fit_s is not None and elapsed - fit_s >= 2:
             text += f" (fitting {fit_s:.1f} s; the rest: starting the training process, the UMAP)"
         return text
-    parts = [method.upper(), PHASE_NAMES.get(phase, phase), f"{elapsed:.0f} s elapsed"]
+    parts = [method_name(method), PHASE_NAMES.get(phase, phase), f"{elapsed:.0f} s elapsed"]
     if eta is None:
         parts.append("time left known after the first epoch")
     else:

@@ -157,7 +157,7 @@ def test_two_sessions_queue_and_keep_their_own_results(server, tmp_path):
         expect(alice.get_by_text("DESC - ").first).to_be_visible()
         alice_url = alice.url
         assert "job=" in alice_url
-        start_run(bob, "SCDCC", 10)
+        start_run(bob, "scDCC", 10)
         expect(
             bob.get_by_text("Queued", exact=True)
         ).to_be_visible()  # one run at a time on this machine: bob waits in line
@@ -311,7 +311,7 @@ def test_newcomer_path(server, tmp_path):
         sidebar.get_by_role("link", name="Train").click()
         expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
         assert page.get_by_text("desc: k=").count() == 0  # the old dataset's run is not shown beside the new data
-        page.get_by_text("SCDCC", exact=True).click()
+        page.get_by_text("scDCC", exact=True).click()
         expect(page.get_by_text("models raw counts with a zero-inflated")).to_be_visible()
         page.get_by_text("Hyperparameters").click()
         box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")

@@ -9,6 +9,7 @@ from typing import TypeVar
 import anndata as ad
 import streamlit as st
 
+from scdeep_core.config import method_name
 from scdeep_core.jobs import BusyError, JobRegistry, TrainingJob
 from scdeep_core.results import write_to_adata
 from scdeep_core.worker import warm_up
@@ -110,7 +111,7 @@ def set_dataset(adata: ad.AnnData, name: str, recipe: str | None = None) -> None
     job = current_job()
     if job is not None and job.active:
         raise DatasetBusyError(
-            f"A {job.method.upper()} run is training on {ss.dataset_name}: stop it (Train page) before loading "
+            f"A {method_name(job.method)} run is training on {ss.dataset_name}: stop it (Train page) before loading "
             "other data."
         )
     registry().forget_ended(session_owner().id)  # their results belong to the data being replaced
@@ -314,7 +315,7 @@ def job_status() -> None:
         view = job.snapshot()
         where = f"#{view.queue_position + 1} in the queue" if view.status == "queued" else view.phase
         st.markdown(
-            f"**{view.method.upper()}**: {view.status}" + (f" ({where})" if where and where != view.status else "")
+            f"**{method_name(view.method)}**: {view.status}" + (f" ({where})" if where and where != view.status else "")
         )
         if view.status == "running":
             st.progress(view.progress)
