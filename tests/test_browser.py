@@ -127,7 +127,7 @@ def start_run(page, method: str, pretrain_epochs: int) -> None:
 
     page.get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
-    page.get_by_text(method, exact=True).click()
+    page.locator('[data-testid="stRadio"]').get_by_text(method, exact=True).click()  # not the description's bold name
     page.get_by_text("Hyperparameters").click()
     box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
     box.fill(str(pretrain_epochs))
@@ -311,7 +311,7 @@ def test_newcomer_path(server, tmp_path):
         sidebar.get_by_role("link", name="Train").click()
         expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
         assert page.get_by_text("desc: k=").count() == 0  # the old dataset's run is not shown beside the new data
-        page.get_by_text("scDCC", exact=True).click()
+        page.locator('[data-testid="stRadio"]').get_by_text("scDCC", exact=True).click()
         expect(page.get_by_text("models raw counts with a zero-inflated")).to_be_visible()
         page.get_by_text("Hyperparameters").click()
         box = page.get_by_role("spinbutton", name="pretrain epochs (0 = auto)")
