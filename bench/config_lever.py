@@ -109,17 +109,16 @@ def same_weights(method: str, setting: str, values: str, seeds: str = "0,1,2", p
         return recluster
 
     variants = parse_variants(method, setting, values)
+    # The pretraining's changes, parsed as variants (one per name=value) and merged into one config change.
+    pretrained_variants = parse_variants(method, "variants", pretraining).values() if pretraining else []
+    pretrained_changes = {name: value for changes in pretrained_variants for name, value in changes.items()}
     df = stage_from_same_weights(
         method,
         api,
         "recluster",
         lambda *_: {label: with_changes(changes) for label, changes in variants.items()},
         seeds=list(map(int, seeds.split(","))),
-        pretraining=dict(
-            pair for changes in parse_variants(method, "variants", pretraining).values() for pair in changes.items()
-        )
-        if pretraining
-        else None,
+        pretraining=pretrained_changes,
     )
     df = df.rename(columns={"variant": setting})
     print_summary(df, setting, df.attrs["labels"], extra=("stage_s",))
